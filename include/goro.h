@@ -1,0 +1,197 @@
+/* goro: Go's scheduler for C programs on Linux.  See README and HACKING.md. */
+#ifndef GORO_H
+#define GORO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "goro/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GORO_EXPORT __attribute__((visibility("default")))
+
+/*
+ * Conventions, for every function in this header unless its comment says
+ * otherwise:
+ *   - A negative return value is -errno; 0 or a count means success.  The
+ *     goro_ API never writes errno.  (The POSIX-style I/O wrappers declared
+ *     in the I/O section are the exception: they return -1 and set errno,
+ *     as the calls they replace do.)
+ *   - If a call that takes a function pointer fails, that function will
+ *     never run.
+ *   - "From a G" means from code running on a goro task.  Calls that need
+ *     a G return -EPERM when made from a plain thread.
+ */
+
+/* ===================================================================== */
+/*  Version                                                              */
+/* ===================================================================== */
+
+/* The library's version as GORO_VERSION_HEX (0xMMmmpp) of the build that is
+ * loaded, to compare with the header's GORO_VERSION_HEX. */
+GORO_EXPORT unsigned goro_version(void);
+GORO_EXPORT const char *goro_version_string(void);
+
+/* ===================================================================== */
+/*  Runtime                                                              */
+/* ===================================================================== */
+
+/* Start-up settings.  Zero in a field means "the default", which the
+ * environment may override (the environment wins over the defaults, the
+ * struct wins over the environment):
+ *   maxprocs    Gs running at once (GORO_MAXPROCS; default: the CPUs this
+ *               process may use: affinity mask and cgroup CPU quota).
+ *   stack_size  largest stack of a G, in bytes (GORO_STACK_SIZE; default
+ *               1 MiB); rounded up to a power of two, at least 16 KiB.
+ */
+struct goro_config {
+	unsigned maxprocs;
+	size_t stack_size;
+	unsigned reserved[8];	/* must be zero */
+};
+
+/* Starts the runtime.  cfg may be NULL.  Calling it again while the runtime
+ * runs returns -EALREADY.  Every other entry point starts the runtime with
+ * the defaults if it is not running yet.  Safe from any plain thread.
+ * Returns 0, -EINVAL (bad setting), -ENOMEM, or -EAGAIN (no threads). */
+GORO_EXPORT int goro_init(const struct goro_config *cfg);
+
+/* Stops the runtime: every M finishes its current G's run to the next
+ * scheduling point and exits; Gs still parked are abandoned.  Must be
+ * called from a plain thread, not from a G (-EPERM).  After it returns,
+ * goro_init may start the runtime again. */
+GORO_EXPORT int goro_shutdown(void);
+
+/* Runs fn(arg) as the main G and waits for it, starting the runtime if
+ * needed.  Stores the G's result in *result when result is not NULL.
+ * From a plain thread only (-EPERM from a G). */
+GORO_EXPORT int goro_run(void *(*fn)(void *), void *arg, void **result);
+
+/* ===================================================================== */
+/*  Gs (tasks)                                                           */
+/* ===================================================================== */
+
+/* A joinable G.  Valid from a successful goro_spawn until goro_join
+ * returns; joining a stale handle returns -ESRCH. */
+typedef struct goro_handle {
+	struct goro_g *g;	/* private */
+	uint64_t id;		/* read-only: the G's id */
+} goro_t;
+
+struct goro_spawn_opts {
+	size_t stack_size;	/* largest stack; 0 = the runtime's default */
+	const char *name;	/* copied (up to 31 bytes); NULL = "" */
+	unsigned reserved[6];	/* must be zero */
+};
+
+/* Creates a G running fn(arg).  If out is NULL the G is detached: its
+ * resources go back to the pool as soon as it returns.  Otherwise it must
+ * be joined with goro_join.  opts may be NULL.  Safe from Gs and plain
+ * threads.  Returns 0, -EINVAL (fn NULL, bad options), -ENOMEM (no stack
+ * or descriptor memory), -EAGAIN (runtime could not start). */
+GORO_EXPORT int goro_spawn(goro_t *out, void *(*fn)(void *), void *arg,
+			   const struct goro_spawn_opts *opts);
+
+/* Waits for the G to finish; stores its result in *result (if not NULL).
+ * From a G it parks the G, from a plain thread it blocks the thread.
+ * Returns 0, -ESRCH (stale handle or already joined), -EDEADLK (a G
+ * joining itself), -EINVAL (h NULL). */
+GORO_EXPORT int goro_join(goro_t *h, void **result);
+
+/* Lets the other runnable Gs run; the current G goes to the back of its
+ * run queue.  Returns 0 or -EPERM (not on a G). */
+GORO_EXPORT int goro_yield(void);
+
+/* Ends the current G with this result, as if its function had returned
+ * it.  Does not return.  From a plain thread it aborts with a message. */
+GORO_EXPORT _Noreturn void goro_exit(void *result);
+
+/* The current G's id (ids start at 1), or 0 on a plain thread. */
+GORO_EXPORT uint64_t goro_self_id(void);
+
+/* The current G's name, or NULL on a plain thread. */
+GORO_EXPORT const char *goro_self_name(void);
+
+/* Runs fn(arg), a call that may block its thread for long (a blocking
+ * library call, DNS resolution, an opaque function), without stalling
+ * the other Gs: the current M's run queue moves to another M while fn
+ * runs (Go's entersyscall/handoffp).  Returns fn's result; errno as fn
+ * left it.  From a plain thread it just calls fn. */
+GORO_EXPORT void *goro_block(void *(*fn)(void *), void *arg);
+
+/* Sleeps for at least ns nanoseconds, parking the G (the M runs other
+ * Gs).  From a plain thread it sleeps the thread.  Returns 0 or -EINVAL
+ * (ns < 0). */
+GORO_EXPORT int goro_sleep(int64_t ns);
+
+/* ===================================================================== */
+/*  WaitGroup (Go's sync.WaitGroup)                                      */
+/* ===================================================================== */
+
+/* Zero-initialise (GORO_WG_INIT) before use; no destroy needed.  Safe from
+ * Gs and plain threads. */
+struct goro_wg {
+	uint64_t opaque[4];
+};
+#define GORO_WG_INIT { { 0, 0, 0, 0 } }
+
+/* Adds delta (may be negative) to the counter.  Returns 0, or -EINVAL if
+ * the counter would go negative (the counter is left unchanged). */
+GORO_EXPORT int goro_wg_add(struct goro_wg *wg, int64_t delta);
+GORO_EXPORT int goro_wg_done(struct goro_wg *wg);
+/* Waits until the counter is zero.  Parks a G; blocks a plain thread. */
+GORO_EXPORT int goro_wg_wait(struct goro_wg *wg);
+
+/* ===================================================================== */
+/*  Observability                                                        */
+/* ===================================================================== */
+
+/* Process-wide counters since goro_init.  Fields may be added at the end;
+ * pass sizeof(struct goro_stats) so that an old binary keeps working. */
+struct goro_stats {
+	uint64_t gs_created;	/* Gs spawned */
+	uint64_t gs_alive;	/* spawned and not yet finished */
+	uint64_t gs_runnable;	/* on a run queue right now */
+	uint64_t gs_free;	/* finished Gs kept for reuse */
+	uint64_t switches;	/* context switches between Gs or to the scheduler */
+	uint64_t steals;	/* successful work-stealing raids */
+	uint64_t parks;		/* G parks (waiting on something) */
+	uint64_t ms;		/* OS threads created as Ms */
+	uint64_t ms_idle;	/* Ms asleep without work */
+	uint64_t maxprocs;	/* GORO_MAXPROCS in force */
+	/* Stacks (see kernel-notes/userfaultfd.md). */
+	uint64_t stack_mode;	/* enum goro_stack_mode */
+	uint64_t stack_slots;	/* slots ever carved from the arena */
+	uint64_t stack_growth_faults;	/* faults that grew a stack */
+	uint64_t stack_pages_populated;
+	uint64_t stack_pages_released;
+	uint64_t stack_overflows;
+	uint64_t reserved[16];
+};
+
+enum goro_stack_mode {
+	GORO_STACK_PLAIN = 0,		/* kernel demand paging */
+	GORO_STACK_UFFD_THREAD = 1,	/* userfaultfd, handler thread */
+	GORO_STACK_UFFD_SIGBUS = 2,	/* userfaultfd, in-thread SIGBUS */
+};
+
+/* Fills *st (size = sizeof *st).  Safe from any thread; the counters are
+ * read without stopping the world, so they are only roughly consistent. */
+GORO_EXPORT int goro_stats(struct goro_stats *st, size_t size);
+
+/* Per-G stack figures of the current G.  Returns -EPERM on a plain thread. */
+struct goro_stack_info {
+	size_t limit;		/* usable stack bytes */
+	size_t committed;	/* bytes backed by memory now */
+	size_t peak;		/* largest committed so far */
+};
+GORO_EXPORT int goro_stack_info(struct goro_stack_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GORO_H */
