@@ -2,8 +2,12 @@
 #ifndef GORO_H
 #define GORO_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "goro/version.h"
 
@@ -126,6 +130,74 @@ GORO_EXPORT void *goro_block(void *(*fn)(void *), void *arg);
  * Gs).  From a plain thread it sleeps the thread.  Returns 0 or -EINVAL
  * (ns < 0). */
 GORO_EXPORT int goro_sleep(int64_t ns);
+
+/* ===================================================================== */
+/*  I/O                                                                  */
+/* ===================================================================== */
+
+/*
+ * POSIX drop-in wrappers.  Unlike the rest of this header they follow
+ * POSIX: they return what the call they replace returns (-1 and errno on
+ * failure).  On a G, a call that would block parks only the G: it goes to
+ * the M's io_uring (or, without io_uring, to the epoll netpoller for
+ * sockets and pipes and to the blocking hand-off for files) and the M runs
+ * other Gs.  EINTR never comes out of them.  From a plain thread each is
+ * the plain syscall.  Short reads and writes are as POSIX allows.
+ *
+ * Deadlines: goro_set_deadline gives the current G an absolute deadline
+ * (goro_now clock).  A blocking call still pending at the deadline fails
+ * with ETIMEDOUT and leaves the fd usable.  goro_close of an fd another G
+ * is blocked on wakes that G, whose call fails with EBADF.
+ */
+GORO_EXPORT ssize_t goro_read(int fd, void *buf, size_t n);
+GORO_EXPORT ssize_t goro_write(int fd, const void *buf, size_t n);
+GORO_EXPORT ssize_t goro_pread(int fd, void *buf, size_t n, off_t off);
+GORO_EXPORT ssize_t goro_pwrite(int fd, const void *buf, size_t n, off_t off);
+GORO_EXPORT ssize_t goro_readv(int fd, const struct iovec *iov, int iovcnt);
+GORO_EXPORT ssize_t goro_writev(int fd, const struct iovec *iov, int iovcnt);
+GORO_EXPORT ssize_t goro_preadv(int fd, const struct iovec *iov, int iovcnt, off_t off);
+GORO_EXPORT ssize_t goro_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off);
+GORO_EXPORT int goro_openat(int dirfd, const char *path, int flags, mode_t mode);
+GORO_EXPORT int goro_close(int fd);
+struct statx;
+GORO_EXPORT int goro_statx(int dirfd, const char *path, int flags,
+			   unsigned int mask, struct statx *stx);
+GORO_EXPORT int goro_fsync(int fd);
+GORO_EXPORT int goro_fdatasync(int fd);
+GORO_EXPORT int goro_sync_file_range(int fd, off_t off, off_t n, unsigned int flags);
+GORO_EXPORT int goro_fallocate(int fd, int mode, off_t off, off_t len);
+GORO_EXPORT int goro_ftruncate(int fd, off_t len);
+GORO_EXPORT int goro_unlinkat(int dirfd, const char *path, int flags);
+GORO_EXPORT int goro_renameat(int olddirfd, const char *oldpath,
+			      int newdirfd, const char *newpath);
+GORO_EXPORT int goro_mkdirat(int dirfd, const char *path, mode_t mode);
+GORO_EXPORT int goro_socket(int domain, int type, int protocol);
+GORO_EXPORT int goro_accept(int fd, struct sockaddr *addr, socklen_t *len);
+GORO_EXPORT int goro_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+GORO_EXPORT int goro_connect(int fd, const struct sockaddr *addr, socklen_t len);
+GORO_EXPORT ssize_t goro_recv(int fd, void *buf, size_t n, int flags);
+GORO_EXPORT ssize_t goro_send(int fd, const void *buf, size_t n, int flags);
+GORO_EXPORT ssize_t goro_recvmsg(int fd, struct msghdr *msg, int flags);
+GORO_EXPORT ssize_t goro_sendmsg(int fd, const struct msghdr *msg, int flags);
+/* shutdown(2) of a socket (goro_shutdown stops the runtime). */
+GORO_EXPORT int goro_shutdown_socket(int fd, int how);
+GORO_EXPORT int goro_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
+GORO_EXPORT ssize_t goro_splice(int fd_in, off_t *off_in, int fd_out,
+				off_t *off_out, size_t len, unsigned int flags);
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock of deadlines. */
+GORO_EXPORT int64_t goro_now(void);
+/* Sets the current G's deadline for blocking calls (absolute, goro_now
+ * clock); 0 clears it.  Returns 0 or -EPERM (not on a G). */
+GORO_EXPORT int goro_set_deadline(int64_t deadline_ns);
+
+/* Which I/O backend is in force (after goro_init). */
+enum goro_io_backend {
+	GORO_IO_NONE = 0,	/* runtime not started */
+	GORO_IO_URING = 1,	/* io_uring, a ring per M */
+	GORO_IO_EPOLL = 2,	/* epoll netpoller + blocking hand-off */
+};
+GORO_EXPORT int goro_io_backend(void);
 
 /* ===================================================================== */
 /*  WaitGroup (Go's sync.WaitGroup)                                      */

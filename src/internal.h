@@ -473,6 +473,9 @@ void goro__stack_shutdown(void);
 struct goro_g *goro__stack_alloc(size_t size, int *err);
 /* Gives a slot back (the G is idle); may release pages. */
 void goro__stack_release(struct goro_g *gp);
+/* Called when a G finishes, before it is cached for reuse: releases the
+ * pages beyond the few a slot keeps (cheap when there are none). */
+void goro__stack_trim(struct goro_g *gp);
 /* Rounds a requested stack size to its class size; 0 if out of range. */
 size_t goro__stack_class_size(size_t size, uint32_t *cls);
 /* The class of the runtime's default stack size. */

@@ -148,3 +148,8 @@ int goro_stack_info(struct goro_stack_info *info)
 	info->peak = gp->stack.peak > info->committed ? gp->stack.peak : info->committed;
 	return 0;
 }
+
+void goro__stack_trim(struct goro_g *gp)
+{
+	(void)gp;
+}
