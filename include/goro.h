@@ -3,6 +3,7 @@
 #define GORO_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -200,6 +201,74 @@ enum goro_io_backend {
 GORO_EXPORT int goro_io_backend(void);
 
 /* ===================================================================== */
+/*  Channels                                                             */
+/* ===================================================================== */
+
+/*
+ * A channel carries elements of one fixed size, copied in and out by
+ * value (Go's chan).  cap 0 makes an unbuffered channel: each send waits
+ * for a receiver and hands the element over directly.  Every call below
+ * is safe from Gs and from plain threads: a G that must wait is parked
+ * (its M runs other Gs); a plain thread sleeps on a futex.
+ */
+struct goro_chan;
+
+/* Creates a channel of elements of elem_size bytes (0 is allowed: a
+ * channel of signals) with room for cap buffered elements.  Returns it,
+ * or NULL with *err (err may be NULL) = -EINVAL (elem_size above 64 KiB,
+ * or cap * elem_size too large) or -ENOMEM. */
+GORO_EXPORT struct goro_chan *goro_chan_make(size_t elem_size, size_t cap,
+					     int *err);
+/* Frees a channel no one uses any more.  Returns 0, or -EBUSY (the
+ * channel is left alone) if a sender or receiver is still waiting on it. */
+GORO_EXPORT int goro_chan_free(struct goro_chan *c);
+
+/* Sends the elem_size bytes at elem, waiting for room (or, unbuffered,
+ * for a receiver).  Returns 0, -EPIPE if the channel is closed (also when
+ * it is closed while the sender waits: the element was not delivered), or
+ * -EINVAL (c NULL, or elem NULL with a nonzero element size). */
+GORO_EXPORT int goro_chan_send(struct goro_chan *c, const void *elem);
+/* Receives one element into elem (NULL discards it), waiting for one.
+ * *ok (ok may be NULL) is set to true for an element that was sent and
+ * to false when the channel is closed and drained, in which case elem is
+ * zero-filled.  Returns 0 or -EINVAL. */
+GORO_EXPORT int goro_chan_recv(struct goro_chan *c, void *elem, bool *ok);
+/* As send and recv, but never wait: -EAGAIN if they would. */
+GORO_EXPORT int goro_chan_try_send(struct goro_chan *c, const void *elem);
+GORO_EXPORT int goro_chan_try_recv(struct goro_chan *c, void *elem, bool *ok);
+/* Closes the channel: the elements buffered can still be received, then
+ * receivers get ok = false; every waiting receiver and sender is woken
+ * (senders fail with -EPIPE).  Returns 0, or -EPIPE if it was already
+ * closed (nothing changes), or -EINVAL. */
+GORO_EXPORT int goro_chan_close(struct goro_chan *c);
+/* Elements buffered now (a snapshot), and the capacity. */
+GORO_EXPORT size_t goro_chan_len(const struct goro_chan *c);
+GORO_EXPORT size_t goro_chan_cap(const struct goro_chan *c);
+
+/* Select (Go's select statement). */
+enum goro_select_op {
+	GORO_SELECT_SEND = 1,
+	GORO_SELECT_RECV = 2,
+};
+struct goro_select_case {
+	struct goro_chan *chan;	/* in: NULL = a case that is never ready */
+	unsigned op;		/* in: enum goro_select_op */
+	void *elem;		/* in: send source / recv destination (may be NULL) */
+	bool ok;		/* out, recv: true = element, false = closed */
+	int err;		/* out, send: 0, or -EPIPE (channel closed) */
+};
+/* Waits until one of the n cases can proceed, completes exactly that one
+ * and returns its index.  When several are ready, one is chosen uniformly
+ * at random.  timeout_ns < 0 waits for ever; 0 never waits (Go's default
+ * case): -EAGAIN if no case is ready; > 0 returns -ETIMEDOUT once that
+ * many nanoseconds have passed.  A send case on a closed channel is
+ * chosen like a ready one and reports err = -EPIPE.  Returns the index,
+ * -EAGAIN, -ETIMEDOUT, -EINVAL (bad op, NULL send elem, or no usable case
+ * with timeout_ns < 0) or -ENOMEM (more than 16 cases need memory). */
+GORO_EXPORT int goro_select(struct goro_select_case *cases, size_t n,
+			    int64_t timeout_ns);
+
+/* ===================================================================== */
 /*  WaitGroup (Go's sync.WaitGroup)                                      */
 /* ===================================================================== */
 
@@ -216,6 +285,87 @@ GORO_EXPORT int goro_wg_add(struct goro_wg *wg, int64_t delta);
 GORO_EXPORT int goro_wg_done(struct goro_wg *wg);
 /* Waits until the counter is zero.  Parks a G; blocks a plain thread. */
 GORO_EXPORT int goro_wg_wait(struct goro_wg *wg);
+
+/* ===================================================================== */
+/*  Synchronization (Go's package sync)                                  */
+/* ===================================================================== */
+
+/*
+ * Every primitive here is zero-initialised storage (the GORO_*_INIT
+ * macros, or memset 0), needs no destroy, must not be copied or moved
+ * while in use, and works from Gs and plain threads alike: a G that must
+ * wait is parked (its M runs other Gs), a plain thread sleeps on a futex.
+ * None of them is recursive.
+ */
+
+/* Mutex (Go's sync.Mutex).  A contended lock spins briefly, then parks.
+ * Normally a woken waiter competes with newcomers; a waiter that has been
+ * passed over for more than 1 ms switches the mutex to starvation mode,
+ * in which the unlocker hands the mutex directly to the oldest waiter. */
+struct goro_mutex {
+	uint64_t opaque[4];
+};
+#define GORO_MUTEX_INIT { { 0, 0, 0, 0 } }
+GORO_EXPORT int goro_mutex_lock(struct goro_mutex *m);
+/* Returns 0, or -EBUSY if the mutex is held (or owed to a waiter). */
+GORO_EXPORT int goro_mutex_trylock(struct goro_mutex *m);
+/* Returns 0, or -EPERM if the mutex is not locked (nothing changes).  Any
+ * thread or G may unlock, as in Go. */
+GORO_EXPORT int goro_mutex_unlock(struct goro_mutex *m);
+
+/* Readers-writer lock (Go's sync.RWMutex).  A waiting writer holds back
+ * new readers, and a writer's unlock admits the readers waiting then, so
+ * neither side starves. */
+struct goro_rwlock {
+	uint64_t opaque[8];
+};
+#define GORO_RWLOCK_INIT { { 0, 0, 0, 0, 0, 0, 0, 0 } }
+GORO_EXPORT int goro_rwlock_rdlock(struct goro_rwlock *rw);
+GORO_EXPORT int goro_rwlock_tryrdlock(struct goro_rwlock *rw);	/* -EBUSY */
+GORO_EXPORT int goro_rwlock_wrlock(struct goro_rwlock *rw);
+GORO_EXPORT int goro_rwlock_trywrlock(struct goro_rwlock *rw);	/* -EBUSY */
+/* Release a read or a write hold: 0, or -EPERM if none is held. */
+GORO_EXPORT int goro_rwlock_rdunlock(struct goro_rwlock *rw);
+GORO_EXPORT int goro_rwlock_wrunlock(struct goro_rwlock *rw);
+
+/* Condition variable (Go's sync.Cond) used with a goro_mutex. */
+struct goro_cond {
+	uint64_t opaque[4];
+};
+#define GORO_COND_INIT { { 0, 0, 0, 0 } }
+/* Atomically unlocks m and waits for a signal, then locks m again before
+ * returning.  m must be locked by the caller.  Wake-ups are in FIFO order
+ * and never spurious, but re-check the condition as usual: another party
+ * may take m first.  Returns 0 or -EPERM (m not locked). */
+GORO_EXPORT int goro_cond_wait(struct goro_cond *c, struct goro_mutex *m);
+/* Wakes the longest waiter / every waiter; no effect if none. */
+GORO_EXPORT int goro_cond_signal(struct goro_cond *c);
+GORO_EXPORT int goro_cond_broadcast(struct goro_cond *c);
+
+/* Counting semaphore.  GORO_SEMA_INIT starts at 0; goro_sema_init sets
+ * another count before first use.  Waiters are served in FIFO order. */
+struct goro_sema {
+	uint64_t opaque[4];
+};
+#define GORO_SEMA_INIT { { 0, 0, 0, 0 } }
+/* Returns 0, or -EINVAL (count < 0). */
+GORO_EXPORT int goro_sema_init(struct goro_sema *s, int64_t count);
+/* Takes one unit, waiting for it. */
+GORO_EXPORT int goro_sema_acquire(struct goro_sema *s);
+/* Takes one unit or returns -EAGAIN. */
+GORO_EXPORT int goro_sema_try_acquire(struct goro_sema *s);
+/* Gives one unit back (to the oldest waiter, if any). */
+GORO_EXPORT int goro_sema_release(struct goro_sema *s);
+
+/* Once (Go's sync.Once): the first goro_once call runs fn(arg); later and
+ * concurrent calls wait until that run has finished, then return without
+ * running fn.  fn must not call goro_once on the same object (it would
+ * wait for itself). */
+struct goro_once {
+	uint64_t opaque[4];
+};
+#define GORO_ONCE_INIT { { 0, 0, 0, 0 } }
+GORO_EXPORT int goro_once(struct goro_once *o, void (*fn)(void *), void *arg);
 
 /* ===================================================================== */
 /*  Observability                                                        */

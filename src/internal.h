@@ -62,6 +62,16 @@ _Noreturn void goro__throw(const char *msg);
 #define store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 #define store_release(p, v) atomic_store_explicit((p), (v), memory_order_release)
 
+/* A spin-wait hint to the CPU (pause / yield). */
+static inline void goro__cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__asm__ volatile("pause" ::: "memory");
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 int64_t goro__nanotime(void);		/* CLOCK_MONOTONIC, ns */
 uint32_t goro__fastrand(void);		/* per-M xorshift; any thread */
 int goro__write_stderr(const char *s);	/* async-signal-safe */
@@ -213,8 +223,18 @@ struct goro_g {
 	char name[GORO_G_NAME_MAX];
 };
 
-/* Atomically moves gp from `from` to `to`, throwing if it was elsewhere. */
+/* Atomically moves gp from `from` to `to`, throwing if it was elsewhere.
+ * For transitions that can race (a G made ready twice, ready vs park). */
 void goro__g_cas_status(struct goro_g *gp, uint32_t from, uint32_t to);
+/* The same for a transition only the caller can make (it owns the G:
+ * took it off a queue or a free list, or is running it): a release store,
+ * checked only with --enable-debug. */
+static inline void goro__g_set_status(struct goro_g *gp, uint32_t from, uint32_t to)
+{
+	GORO_DEBUG_ASSERT(load_relaxed(&gp->status) == from);
+	(void)from;
+	store_release(&gp->status, to);
+}
 /* The current G, or NULL on a plain thread or on an M's scheduler stack. */
 struct goro_g *goro__g_self(void);
 
@@ -247,12 +267,19 @@ struct goro_p {
 	struct goro_m *m;			/* owner; by owner / sched.lock */
 	struct goro_p *link;			/* sched.pidle; sched.lock */
 	uint32_t schedtick;			/* owner only */
-	_Atomic uint32_t syscalltick;		/* see sysmon in sched.c */
+	/* Blocking hand-off: bumped by the M at each goro_block entry, with
+	 * the time; read by sysmon, which retakes a P in P_SYSCALL for too
+	 * long.  Written by the owner (release), read by sysmon (acquire). */
+	_Atomic uint32_t syscalltick;
+	_Atomic int64_t syscall_when;
 
 	/* Free Gs of the default size class, owner only; overflow goes to
 	 * sched.gfree. */
 	struct goro_g *gfree;
 	uint32_t ngfree;
+
+	/* G ids: a batch taken from sched.goid_gen, owner only. */
+	uint64_t goidcache, goidcacheend;
 
 	/* Counters: written by the owner, read racily by goro_stats. */
 	_Atomic uint64_t n_created, n_switches, n_steals, n_parks, n_exited;
@@ -295,9 +322,23 @@ struct goro_m {
 	void *after_arg;
 	uint64_t rand;			/* goro__fastrand state; this M only */
 	bool exiting;			/* shutdown seen; this M only */
-	/* Blocking hand-off (goro_block): the tick at which the M entered the
-	 * blocking call, read by sysmon without locks. */
-	_Atomic uint64_t block_start_ns;
+	/* Blocking hand-off: true while the M runs a goro_block call.  The P
+	 * in mp->p may then be taken by sysmon at any moment, so nothing may
+	 * use it: goro__g_self() returns NULL and the code in the call acts
+	 * as a plain thread.  This M only. */
+	bool in_block;
+	/* The scheduler stack (the thread's own), for the sanitizers. */
+	void *g0_stack_lo;
+	size_t g0_stack_size;
+	/* I/O poll hints for the scheduler's fast path, kept by the I/O
+	 * layer: need_poll says SQEs wait to be submitted; if io_kflags is
+	 * set, (*io_kflags & io_kflags_mask) says completions wait (the
+	 * ring's IORING_SQ_TASKRUN flag, read with no syscall).  When either
+	 * is true the M goes through its scheduler loop, which calls
+	 * goro__poll_nonblock, before running the next G. */
+	bool need_poll;
+	_Atomic uint32_t *io_kflags;
+	uint32_t io_kflags_mask;
 	/* Per-subsystem state, owned by that subsystem: */
 	void *ring;			/* ring.c: this M's io_uring */
 	void *altstack;			/* stack.c: sigaltstack memory */
@@ -343,8 +384,10 @@ struct goro_sched {
 	struct goro_g *gfree;
 	uint32_t ngfree;
 
-	_Atomic uint64_t goid_gen;	/* next G id - 1; atomic */
-	_Atomic uint64_t n_alive;	/* Gs spawned and not finished */
+	_Atomic uint64_t goid_gen;	/* ids handed out (in batches to Ps) */
+	/* Gs created by threads without a P (per-P counts cover the rest);
+	 * alive = created - exited, summed over Ps and this. */
+	_Atomic uint64_t n_created_nop;
 	_Atomic uint64_t n_ms_created;
 
 	_Atomic bool shutdown;		/* set once by goro_shutdown */
@@ -358,7 +401,8 @@ struct goro_sched {
 	/* The monitor thread (sysmon): schedtrace and P retake. */
 	pthread_t sysmon;
 	bool sysmon_started;
-	struct goro__note sysmon_note;	/* woken at shutdown */
+	struct goro__note sysmon_note;	/* woken at shutdown or by goro_block */
+	_Atomic uint32_t sysmon_idle;	/* 1 while sysmon sleeps long */
 };
 extern struct goro_sched goro__sched;
 
@@ -448,6 +492,8 @@ bool goro__timer_stop(struct goro__timer *t);
 int64_t goro__timers_run(int64_t now);
 /* The next deadline, or -1: a hint for how long an idle M may sleep. */
 int64_t goro__timers_next(void);
+/* Forgets every timer (goro_shutdown: their Gs are abandoned). */
+void goro__timers_reset(void);
 
 /* ===================================================================== */
 /*  G lifecycle (g.c) and stacks (stack.c)                                */
@@ -461,6 +507,18 @@ struct goro_g *goro__g_alloc(struct goro_p *pp, size_t stack_size, int *err);
 void goro__g_free(struct goro_p *pp, struct goro_g *gp);
 /* Runs on a new G's stack: the entry trampoline's C half. */
 _Noreturn void goro__g_main(void);
+/* Finishes the previous G's switch (mp->after); the first thing every
+ * new context runs. */
+void goro__after_switch(struct goro_m *mp);
+/* Queues a new G (runnext of the caller's P, or the global queue). */
+void goro__sched_put_new(struct goro_g *gp);
+_Noreturn void goro__g_exit_current(struct goro_m *mp, struct goro_g *gp);
+uint64_t goro__gs_alive(void);
+void goro__sched_stats(struct goro_stats *st);
+int goro__newm(struct goro_p *pp, bool spinning);
+void goro__m_join_all(void);
+void goro__m_wake_all(void);
+int goro__sysmon_start(void);
 /* Called by the exiting G's successor (AFTER_EXIT). */
 void goro__g_finish_exit(struct goro_p *pp, struct goro_g *gp);
 

@@ -170,3 +170,15 @@ int goro_sleep(int64_t ns)
 	goro__park(WAIT_SLEEP, sleep_arm, &t);
 	return 0;
 }
+
+void goro__timers_reset(void)
+{
+	goro__lock(&timers.lock);
+	for (int32_t i = 0; i < timers.n; i++) {
+		timers.heap[i]->idx = -1;
+		atomic_store(&timers.heap[i]->state, T_IDLE);
+	}
+	timers.n = 0;
+	store_relaxed(&timers.next, -1);
+	goro__unlock(&timers.lock);
+}

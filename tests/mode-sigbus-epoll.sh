@@ -1,0 +1,3 @@
+#!/bin/sh
+# One mode of the test matrix: see run-suite.sh.
+exec "$(dirname "$0")/run-suite.sh" uffd-sigbus epoll
