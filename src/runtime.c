@@ -308,6 +308,18 @@ int goro_init(const struct goro_config *cfg)
 		free_ps();
 		goto out_io;
 	}
+	/* One M from the start (it sleeps until there is work), so that a
+	 * process that cannot create threads learns it here, and so that
+	 * there is always an M to run the global queue. */
+	err = goro__newm(NULL, false);
+	if (err) {
+		store_relaxed(&sched.shutdown, true);
+		goro__note_wakeup(&sched.sysmon_note);
+		pthread_join(sched.sysmon, NULL);
+		sched.sysmon_started = false;
+		free_ps();
+		goto out_io;
+	}
 	store_release(&sched.running, true);
 	goro__log(false, "started: maxprocs=%u stack_size=%zu", nprocs, sched.stack_size);
 	pthread_mutex_unlock(&init_mu);

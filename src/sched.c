@@ -468,9 +468,14 @@ static void startm(struct goro_p *pp, bool spinning)
 	}
 	goro__unlock(&sched.lock);
 	if (goro__newm(pp, spinning) != 0) {
-		/* No thread: give the P back; the running Ms will get to the
-		 * work.  This only loses parallelism, not Gs. */
+		/* No thread: move the P's Gs (a P handed off by sysmon may have
+		 * some) to the global queue and give the P back; the running
+		 * Ms, or the first one goro_init started, will get to them.
+		 * This loses parallelism, not Gs. */
+		struct goro_g *gp;
 		goro__lock(&sched.lock);
+		while ((gp = runqget(pp)) != NULL)
+			globrunqput_locked(gp);
 		pp->m = NULL;
 		pidleput_locked(pp);
 		goro__unlock(&sched.lock);
