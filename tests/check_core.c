@@ -13,10 +13,18 @@
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
 #include "internal.h"
+
+static int64_t goro_now_ns_for_test(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* ---- Spawn and join ---------------------------------------------------- */
 
@@ -618,6 +626,85 @@ START_TEST(test_sched_block_handoff)
 }
 END_TEST
 
+/* ---- Park and ready under stress --------------------------------------- */
+
+struct barrier_round {
+	struct goro_wg start;
+	struct goro_wg done;
+	atomic_int woke;
+};
+
+static void *barrier_waiter(void *arg)
+{
+	struct barrier_round *r = arg;
+	goro_wg_wait(&r->start);
+	atomic_fetch_add(&r->woke, 1);
+	goro_wg_done(&r->done);
+	return NULL;
+}
+
+/* 300 rounds: 64 Gs park on one wait group, the main G releases them all
+ * at once, and every one must wake (a lost wake-up hangs the test, which
+ * its timeout reports). */
+static void *main_barrier(void *arg)
+{
+	long *total = arg;
+	for (int round = 0; round < 300; round++) {
+		struct barrier_round r = { GORO_WG_INIT, GORO_WG_INIT, 0 };
+		goro_wg_add(&r.start, 1);
+		goro_wg_add(&r.done, 64);
+		for (int i = 0; i < 64; i++)
+			goro_spawn(NULL, barrier_waiter, &r, NULL);
+		if (round % 2)
+			goro_yield();
+		goro_wg_done(&r.start);
+		goro_wg_wait(&r.done);
+		*total += atomic_load(&r.woke);
+	}
+	return NULL;
+}
+
+START_TEST(test_sched_park_ready_stress)
+{
+	long total = 0;
+	t_run(main_barrier, &total);
+	ck_assert_int_eq(total, 300 * 64);
+}
+END_TEST
+
+struct sleeper {
+	int64_t ns;
+	int64_t slept;
+};
+
+static void *sleeper_body(void *arg)
+{
+	struct sleeper *s = arg;
+	int64_t t0 = goro_now_ns_for_test();
+	goro_sleep(s->ns);
+	s->slept = goro_now_ns_for_test() - t0;
+	return NULL;
+}
+
+/* 2,000 Gs sleep for 0 to 5 ms each; every sleep lasts at least what was
+ * asked (a timer may fire late, never early) and every G wakes. */
+START_TEST(test_core_sleep_many)
+{
+	static struct sleeper s[2000];
+	static goro_t h[2000];
+	for (int i = 0; i < 2000; i++) {
+		s[i].ns = (int64_t)(i % 11) * 500000;
+		ck_assert_int_eq(goro_spawn(&h[i], sleeper_body, &s[i], NULL), 0);
+	}
+	for (int i = 0; i < 2000; i++) {
+		ck_assert_int_eq(goro_join(&h[i], NULL), 0);
+		ck_assert_msg(s[i].slept >= s[i].ns, "G %d slept %lld ns < %lld", i,
+			      (long long)s[i].slept, (long long)s[i].ns);
+	}
+	ck_assert_int_eq(goro_sleep(-1), -EINVAL);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -642,6 +729,8 @@ static Suite *core_suite(void)
 	tc = t_tcase(s, "Sched2", t_setup_2, 60);
 	tcase_add_test(tc, test_sched_two_ms_steal);
 	tcase_add_test(tc, test_sched_migration_rereads_m);
+	tcase_add_test(tc, test_sched_park_ready_stress);
+	tcase_add_test(tc, test_core_sleep_many);
 
 	tc = t_tcase(s, "Errors", t_setup_2, 60);
 	tcase_add_test(tc, test_core_misuse_errors);
