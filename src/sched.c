@@ -1011,6 +1011,27 @@ static void schedtrace(int64_t start)
 	if (n < (int)sizeof buf - 3)
 		snprintf(buf + n, sizeof buf - (size_t)n, "]\n");
 	goro__write_stderr(buf);
+	if (!sched.scheddetail)
+		return;
+	/* Racy snapshots, as Go's scheddetail: good enough to see a stuck P. */
+	static const char *const pstat[] = { "idle", "running", "syscall", "stopped" };
+	for (uint32_t i = 0; i < sched.nprocs; i++) {
+		struct goro_p *pp = sched.allp[i];
+		struct goro_m *owner = pp->m;
+		uint32_t st = load_relaxed(&pp->status);
+		snprintf(buf, sizeof buf, "  P%u: status=%s schedtick=%u syscalltick=%u m=%d runqsize=%u gfreecnt=%u\n",
+			 i, st < 4 ? pstat[st] : "?", pp->schedtick, load_relaxed(&pp->syscalltick),
+			 owner ? owner->id : -1, runqsize(pp), pp->ngfree);
+		goro__write_stderr(buf);
+	}
+	for (struct goro_m *mp = atomic_load(&sched.allm); mp; mp = mp->alllink) {
+		struct goro_p *pp = mp->p;
+		struct goro_g *gp = mp->curg;
+		snprintf(buf, sizeof buf, "  M%d: tid=%d p=%d curg=%lld spinning=%d blocked=%d\n",
+			 mp->id, (int)mp->tid, pp ? pp->id : -1,
+			 gp ? (long long)gp->id : -1LL, mp->spinning, mp->in_block);
+		goro__write_stderr(buf);
+	}
 }
 
 /* Retakes Ps stuck in goro_block; returns true if some P is blocked. */

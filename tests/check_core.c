@@ -561,6 +561,26 @@ static void run_with_schedtrace(void *arg)
 	goro_shutdown();
 }
 
+static void run_with_scheddetail(void *arg)
+{
+	(void)arg;
+	setenv("GORO_DEBUG", "schedtrace=10,scheddetail=1", 1);
+	if (goro_init(&(struct goro_config){ .maxprocs = 1 }) != 0)
+		_exit(3);
+	usleep(40000);
+	goro_shutdown();
+}
+
+START_TEST(test_core_scheddetail)
+{
+	char err[8192];
+	int st = t_child(run_with_scheddetail, NULL, err, sizeof err);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_msg(strstr(err, "  P0: status=idle ") != NULL, "stderr was: %s", err);
+	ck_assert_msg(strstr(err, "  M0: tid=") != NULL, "stderr was: %s", err);
+}
+END_TEST
+
 START_TEST(test_core_schedtrace)
 {
 	char err[4096];
@@ -739,6 +759,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, test_core_implicit_init);
 	tcase_add_test(tc, test_core_exit_outside_g_aborts);
 	tcase_add_test(tc, test_core_schedtrace);
+	tcase_add_test(tc, test_core_scheddetail);
 	return s;
 }
 
