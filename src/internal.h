@@ -542,6 +542,14 @@ extern uint32_t goro__stack_default_cls;
 void goro__stack_stats(struct goro_stats *st);
 
 /* ===================================================================== */
+/*  Synchronization (sync.c)                                              */
+/* ===================================================================== */
+
+/* Times a goro_mutex entered starvation mode, process-wide: a test
+ * hook (check_sync.c). */
+uint64_t goro__mutex_starve_count(void);
+
+/* ===================================================================== */
 /*  Blocking hand-off (sched.c)                                           */
 /* ===================================================================== */
 

@@ -42,6 +42,24 @@ void *t_run(void *(*fn)(void *), void *arg)
 	return res;
 }
 
+goro_t t_spawn(void *(*fn)(void *), void *arg)
+{
+	goro_t h;
+	int r = goro_spawn(&h, fn, arg, NULL);
+
+	ck_assert_msg(r == 0, "goro_spawn: %s", strerror(-r));
+	return h;
+}
+
+void *t_join(goro_t *h)
+{
+	void *res = NULL;
+	int r = goro_join(h, &res);
+
+	ck_assert_msg(r == 0, "goro_join: %s", strerror(-r));
+	return res;
+}
+
 int t_child(void (*fn)(void *), void *arg, char *err, size_t errlen)
 {
 	int pfd[2], status = 0;

@@ -28,6 +28,10 @@ void t_teardown(void);
 /* Runs fn(arg) as a main G and returns its result (asserts success). */
 void *t_run(void *(*fn)(void *), void *arg);
 
+/* Spawns a joinable G / joins it and returns its result (asserting). */
+goro_t t_spawn(void *(*fn)(void *), void *arg);
+void *t_join(goro_t *h);
+
 /* Runs fn(arg) in a forked child with stderr captured.  Returns the
  * child's wait status; *err gets up to errlen-1 bytes of its stderr. */
 int t_child(void (*fn)(void *), void *arg, char *err, size_t errlen);

@@ -29,5 +29,7 @@ bool bench_quick(void);
 /* Benchmarks (one file per area). */
 int bench_spawn(void);
 int bench_yield(void);
+int bench_chan(void);
+int bench_mutex(void);
 
 #endif

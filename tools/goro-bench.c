@@ -27,6 +27,8 @@ static const struct {
 } benches[] = {
 	{ "spawn", bench_spawn, "spawn 1,000,000 Gs that return at once, 2 Ms (Gs/s)" },
 	{ "yield", bench_yield, "two Gs yielding to each other on one M (ns/yield)" },
+	{ "chan", bench_chan, "two Gs ping-pong on unbuffered channels, one M (ns/hand-off)" },
+	{ "mutex", bench_mutex, "64 Gs on 2 Ms increment under goro_mutex (ops/s)" },
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 
