@@ -340,7 +340,7 @@ struct goro_m {
 	_Atomic uint32_t *io_kflags;
 	uint32_t io_kflags_mask;
 	/* Per-subsystem state, owned by that subsystem: */
-	void *ring;			/* ring.c: this M's io_uring */
+	void *ring;			/* netpoll.c: struct goro__iom (io.h) */
 	void *altstack;			/* stack.c: sigaltstack memory */
 	size_t altstack_size;
 };
@@ -540,6 +540,11 @@ size_t goro__stack_class_size(size_t size, uint32_t *cls);
 extern uint32_t goro__stack_default_cls;
 /* Fills the process-wide stack fields of *st. */
 void goro__stack_stats(struct goro_stats *st);
+/* Makes [buf, buf+n) safe for a kernel access (an I/O buffer about to be
+ * submitted) if it lies in the current G's stack: with userfaultfd
+ * stacks a kernel access to a missing page fails with EFAULT.  No-op
+ * elsewhere.  stack.c owns it; io.c has a weak fallback. */
+void goro__stack_prefault(const void *buf, size_t n);
 
 /* ===================================================================== */
 /*  Synchronization (sync.c)                                              */

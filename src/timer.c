@@ -1,16 +1,28 @@
 /*
- * timer.c: one-shot timers (sleep, deadlines, select timeouts).
+ * timer.c: one-shot timers (sleep, deadlines, select and mutex timeouts).
  *
- * PLACEHOLDER (the io_uring issue owns this file): one binary heap under
- * one lock.  An M sleeping in goro__m_sleep uses the nearest deadline as
- * its timeout; goro__timer_start wakes an M when the new timer is the
- * earliest, so that a sleeping M recomputes its timeout.
+ * One binary heap under one lock: timers are started and stopped far
+ * less often than Gs switch, and a per-P heap would need work stealing
+ * of timers too.  Any M's scheduling round runs the timers that are due
+ * (goro__poll_nonblock); an idle M, "the timer sleeper" of netpoll.c,
+ * sleeps with the earliest deadline as its timeout.  goro__timer_start
+ * that makes a new earliest timer calls goro__io_timer_changed, which
+ * kicks that sleeper if it would sleep past the new deadline, or wakes
+ * an idle P if nobody sleeps (see "Timers" in netpoll.c for the
+ * StoreLoad pairing on timers.next).
+ *
+ * A timer's function runs on some M's scheduler path with no lock held;
+ * after it returns timer.c does not touch the timer again (its memory
+ * may be gone: goro_sleep's timer lives on the sleeping G's stack).
+ *
+ * Lock order: pdesc.lock (netpoll.c) < timers.lock < sched.lock.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "internal.h"
+#include "io.h"
 
 enum { T_IDLE, T_QUEUED, T_FIRING };
 
@@ -97,7 +109,7 @@ void goro__timer_start(struct goro__timer *t, int64_t when)
 	store_relaxed(&timers.next, timers.heap[0]->when);
 	goro__unlock(&timers.lock);
 	if (earliest)
-		goro__wakep();
+		goro__io_timer_changed(when);
 }
 
 bool goro__timer_stop(struct goro__timer *t)
