@@ -541,26 +541,25 @@ int goro__stack_grow(struct goro_g *gp, char *addr)
 		committed > AHEAD_MAX ? AHEAD_MAX : committed;
 	new_lo = plo - ahead;
 	if (page < new_lo)
-		new_lo = page - ahead / 2;
+		new_lo = page - ((ahead / 2) & ~(GORO_PAGE - 1));
 	if (new_lo < lo || new_lo > plo)	/* clamp: never the guard */
 		new_lo = lo;
 	/* Publish first, fill second: in thread mode the UFFDIO_COPY wakes
-	 * the G, which may finish and be trimmed (reading populated_lo) at
-	 * once.  The wake is a full barrier between the two threads. */
+	 * the G, which may finish and be trimmed (reading populated_lo), or
+	 * read the counters, at once.  The wake is a full barrier between
+	 * the two threads. */
 	gp->stack.populated_lo = new_lo;
 	if ((size_t)(gp->stack.hi - new_lo) > gp->stack.peak)
 		gp->stack.peak = (size_t)(gp->stack.hi - new_lo);
-	r = goro__uffd_fill(new_lo, (size_t)(plo - new_lo),
-			    load_relaxed(&goro__stack_mode_now) ==
-			    GORO_STACK_UFFD_THREAD);
-	if (r)
-		return r;
 	atomic_fetch_add_explicit(&goro__stack_ctr.growth_faults, 1,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&goro__stack_ctr.pages_populated,
 				  (size_t)(plo - new_lo) / GORO_PAGE,
 				  memory_order_relaxed);
-	return 0;
+	r = goro__uffd_fill(new_lo, (size_t)(plo - new_lo),
+			    load_relaxed(&goro__stack_mode_now) ==
+			    GORO_STACK_UFFD_THREAD);
+	return r;
 }
 
 /* ---- Overflow ----------------------------------------------------------- */

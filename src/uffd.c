@@ -348,7 +348,7 @@ static struct goro_g *overflowing_g(char *addr, uintptr_t sp)
 
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
-	int saved = errno;
+	int saved = errno, r;
 	char *addr = si->si_addr;
 	struct goro_g *gp, *og;
 
@@ -365,9 +365,15 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 		goro__stack_overflow(gp, addr, uc);
 	if (addr >= gp->stack.hi - GORO_PAGE)
 		goto not_ours;		/* top pages are never missing */
-	if (goro__stack_grow(gp, addr)) {
-		goro__write_stderr("goro: stack growth failed "
-				   "(UFFDIO_COPY)\n");
+	r = goro__stack_grow(gp, addr);
+	if (r) {
+		char msg[] = "goro: stack growth failed (UFFDIO_COPY errno   )\n";
+		char *d = strstr(msg, "   )");
+
+		d[0] = (char)('0' + (-r / 100) % 10);
+		d[1] = (char)('0' + (-r / 10) % 10);
+		d[2] = (char)('0' + -r % 10);
+		goro__write_stderr(msg);
 		abort();
 	}
 	errno = saved;
