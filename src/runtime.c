@@ -354,11 +354,11 @@ int goro_shutdown(void)
 	atomic_store(&sched.shutdown, true);
 	goro__m_wake_all();
 	goro__note_wakeup(&sched.sysmon_note);
-	goro__m_join_all();
 	if (sched.sysmon_started) {
 		pthread_join(sched.sysmon, NULL);
 		sched.sysmon_started = false;
 	}
+	goro__m_join_all();
 	goro__io_shutdown();
 	goro__timers_reset();
 	free_ps();

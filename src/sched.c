@@ -1099,6 +1099,10 @@ static void *sysmon_main(void *arg)
 		goro__note_clear(&sched.sysmon_note);
 		store_relaxed(&sched.sysmon_idle, 0);
 	}
+	/* A last line at shutdown, so that even a run shorter than one
+	 * period leaves a trace (goro_shutdown joins sysmon before the Ms). */
+	if (next_trace)
+		schedtrace(start);
 	return NULL;
 }
 

@@ -557,8 +557,7 @@ static void run_with_schedtrace(void *arg)
 	setenv("GORO_DEBUG", "schedtrace=10", 1);
 	if (goro_init(&cfg) != 0)
 		_exit(3);
-	usleep(60000);
-	goro_shutdown();
+	goro_shutdown();	/* prints a last trace line */
 }
 
 static void run_with_scheddetail(void *arg)
@@ -567,8 +566,7 @@ static void run_with_scheddetail(void *arg)
 	setenv("GORO_DEBUG", "schedtrace=10,scheddetail=1", 1);
 	if (goro_init(&(struct goro_config){ .maxprocs = 1 }) != 0)
 		_exit(3);
-	usleep(40000);
-	goro_shutdown();
+	goro_shutdown();	/* prints a last trace line */
 }
 
 START_TEST(test_core_scheddetail)
