@@ -442,6 +442,9 @@ void goro__schedule(struct goro_m *mp);
 int goro__poll_nonblock(struct goro_m *mp);
 /* True if this M has I/O in flight that only it can reap. */
 bool goro__m_has_io(struct goro_m *mp);
+/* Called by goro__enter_block, on the G, before the M blocks: the I/O
+ * layer moves the waits that only this M could end to other Ms. */
+void goro__io_enter_block(struct goro_m *mp);
 /* Puts an idle M to sleep until goro__m_wakeup, or until its own I/O or
  * the nearest timer completes.  Returns when woken. */
 void goro__m_sleep(struct goro_m *mp);

@@ -151,9 +151,18 @@ __attribute__((weak)) void goro__stack_prefault(const void *buf, size_t n)
 		(void)*(volatile const char *)p;
 }
 
-static void prefault_iov(const struct iovec *iov, int cnt)
+/* The iovec array is read only if it lies in the G's own stack (where
+ * reading it is safe and it is usually put): a bad pointer elsewhere must
+ * come back as EFAULT from the kernel, not crash here. */
+static void prefault_iov(const struct iovec *iov, size_t cnt)
 {
-	for (int i = 0; i < cnt; i++)
+	struct goro_g *gp = goro__g_self();
+
+	if (!gp || (const char *)iov < gp->stack.lo ||
+	    (const char *)(iov + cnt) > gp->stack.hi)
+		return;
+	goro__stack_prefault(iov, cnt * sizeof *iov);
+	for (size_t i = 0; i < cnt; i++)
 		goro__stack_prefault(iov[i].iov_base, iov[i].iov_len);
 }
 
@@ -282,6 +291,95 @@ static long epoll_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	return -err;
 }
 
+/* ---- what an fd is ---------------------------------------------------- */
+
+/*
+ * Some choices depend on what an fd refers to, which costs a syscall to
+ * learn, so it is cached per fd number (fds below FDKIND_N):
+ *  - a regular file or block device (fstat): goro_write and goro_writev
+ *    on such an fd use the plain call through the blocking hand-off.  The
+ *    ring's "current position" writes (offset -1) do not advance the file
+ *    offset after a short write, measured on 6.18 (kernel-notes/
+ *    io_uring.md, "File offsets"), and a buffered ext4 write goes to an
+ *    io-wq thread anyway.  A pipe or socket is a "stream": the ring.
+ *  - O_DIRECT (F_GETFL): goro_pread skips the RWF_NOWAIT fast path.
+ * goro_openat and goro_close keep the cache fresh.  An fd closed and
+ * reopened behind our back (plain close) can leave a stale answer; that
+ * only costs speed, except that a stale "stream" is re-checked before
+ * goro_pwrite/pwritev report ESPIPE.
+ */
+#define K_TYPE		1u	/* FILE below is known */
+#define K_FILE		2u
+#define K_FLAGS		4u	/* DIRECT below is known */
+#define K_DIRECT	8u
+#define FDKIND_N	65536
+static _Atomic uint8_t fdkind[FDKIND_N];
+
+static void fdkind_set(int fd, unsigned k)
+{
+	if (fd >= 0 && fd < FDKIND_N)
+		atomic_store_explicit(&fdkind[fd], (uint8_t)k, memory_order_relaxed);
+}
+
+static unsigned fdkind_get(int fd, unsigned want)
+{
+	unsigned k;
+	struct stat st;
+	int fl;
+
+	if (fd < 0 || fd >= FDKIND_N)
+		return 0;
+	k = atomic_load_explicit(&fdkind[fd], memory_order_relaxed);
+	if ((want & K_TYPE) && !(k & K_TYPE) && fstat(fd, &st) == 0)
+		k |= K_TYPE | (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? K_FILE : 0);
+	if ((want & K_FLAGS) && !(k & K_FLAGS) && (fl = fcntl(fd, F_GETFL)) >= 0)
+		k |= K_FLAGS | (fl & O_DIRECT ? K_DIRECT : 0);
+	fdkind_set(fd, k);
+	return k;
+}
+
+/* True for a regular file or block device (unknown fds: false). */
+static bool fd_is_file(int fd)
+{
+	return fdkind_get(fd, K_TYPE) & K_FILE;
+}
+
+/* -ESPIPE if a positioned call cannot work on fd, else 0.  The ring
+ * would ignore the offset of a pipe or socket instead of failing. */
+static int check_seekable(int fd)
+{
+	unsigned k = fdkind_get(fd, K_TYPE);
+
+	if (!(k & K_TYPE) || (k & K_FILE))
+		return 0;
+	/* Maybe stale: ask the kernel before failing the call. */
+	if (lseek(fd, 0, SEEK_CUR) >= 0 || errno != ESPIPE)
+		return 0;
+	return -ESPIPE;
+}
+
+/*
+ * pread tries the page cache first without blocking (RWF_NOWAIT): a hit
+ * costs one syscall and no park; only a miss goes to the ring.  See
+ * kernel-notes/io_uring.md, "pread: the page-cache fast path".  O_DIRECT
+ * fds skip it: RWF_NOWAIT does not make a direct read asynchronous (the
+ * syscall still waits for the device).  And since a G whose reads all hit
+ * would never park, and there is no preemption, every FAST_YIELD-th hit
+ * on an M yields.
+ */
+#define FAST_YIELD 16
+static int nowait_pread = -1;	/* -1 unknown, then 0/1; GORO_IO_NOWAIT */
+static __thread uint32_t fast_hits;
+
+static bool use_nowait(int fd)
+{
+	if (goro_unlikely(nowait_pread < 0)) {
+		const char *s = getenv("GORO_IO_NOWAIT");
+		nowait_pread = !(s && strcmp(s, "0") == 0);
+	}
+	return nowait_pread && !(fdkind_get(fd, K_FLAGS) & K_DIRECT);
+}
+
 /* ---- read and write -------------------------------------------------- */
 
 ssize_t goro_read(int fd, void *buf, size_t n)
@@ -306,6 +404,8 @@ ssize_t goro_write(int fd, const void *buf, size_t n)
 	struct iovec iov = { (void *)buf, n };
 	enum route rt = route(IORING_OP_WRITE);
 
+	if (rt == RING && fd_is_file(fd))
+		rt = BLOCK;
 	if (rt == RING) {
 		goro__stack_prefault(buf, n);
 		io_uring_prep_write(&sqe, fd, buf, (unsigned)(n < MAX_RW ? n : MAX_RW), -1);
@@ -314,20 +414,6 @@ ssize_t goro_write(int fd, const void *buf, size_t n)
 	if (rt == EPOLL)
 		return posix_ret(epoll_rw(fd, &iov, 1, true));
 	return posix_ret(sysc(rt, SYS_write, fd, (long)buf, (long)n, 0, 0, 0));
-}
-
-/* pread tries the page cache first without blocking (RWF_NOWAIT): a hit
- * costs one syscall and no park; only a miss goes to the ring.  See
- * kernel-notes/io_uring.md, "pread: page cache fast path". */
-static int nowait_pread = -1;	/* -1 unknown, then 0/1; GORO_IO_NOWAIT */
-
-static bool use_nowait(void)
-{
-	if (goro_unlikely(nowait_pread < 0)) {
-		const char *s = getenv("GORO_IO_NOWAIT");
-		nowait_pread = !(s && strcmp(s, "0") == 0);
-	}
-	return nowait_pread;
 }
 
 ssize_t goro_pread(int fd, void *buf, size_t n, off_t off)
@@ -339,14 +425,19 @@ ssize_t goro_pread(int fd, void *buf, size_t n, off_t off)
 
 	if (rt == PLAIN || off < 0)
 		return posix_ret(sys6(SYS_pread64, fd, (long)buf, (long)n, off, 0, 0));
-	if (rt != RING || use_nowait()) {
+	if (rt == RING && (r = check_seekable(fd)) < 0)
+		return posix_ret(r);
+	if (use_nowait(fd)) {
 		done = preadv2(fd, &iov, 1, off, RWF_NOWAIT);
 		if (done < 0 && errno != EAGAIN && errno != EOPNOTSUPP && errno != EINTR)
 			return posix_ret(-errno);
-		if (done < 0)
+		if (done < 0) {
 			done = 0;
-		else if (done == (long)n || n == 0)
+		} else if (done == (long)n || n == 0) {
+			if (++fast_hits % FAST_YIELD == 0)
+				goro_yield();
 			return done;
+		}
 	}
 	/* A miss, or the part of the range not in the page cache. */
 	if (rt == RING) {
@@ -368,7 +459,10 @@ ssize_t goro_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	struct io_uring_sqe sqe;
 	enum route rt = file_route(IORING_OP_WRITE);
+	int err;
 
+	if (rt == RING && off >= 0 && (err = check_seekable(fd)) < 0)
+		return posix_ret(err);
 	if (rt == RING && off >= 0) {
 		goro__stack_prefault(buf, n);
 		io_uring_prep_write(&sqe, fd, buf, (unsigned)(n < MAX_RW ? n : MAX_RW),
@@ -385,8 +479,15 @@ static ssize_t vec_io(int fd, const struct iovec *iov, int cnt, off_t off, bool 
 	struct io_uring_sqe sqe;
 	enum route rt = route(wr ? IORING_OP_WRITEV : IORING_OP_READV);
 	long nr = off < 0 ? (wr ? SYS_writev : SYS_readv) : (wr ? SYS_pwritev : SYS_preadv);
+	int err;
 
-	if (rt == RING && cnt >= 0) {
+	if (cnt < 0 || cnt > IOV_MAX)
+		return posix_ret(-EINVAL);
+	if (rt == RING && wr && off < 0 && fd_is_file(fd))
+		rt = BLOCK;
+	if (rt == RING && off >= 0 && (err = check_seekable(fd)) < 0)
+		return posix_ret(err);
+	if (rt == RING) {
 		prefault_iov(iov, cnt);
 		if (wr)
 			io_uring_prep_writev(&sqe, fd, iov, (unsigned)cnt, (uint64_t)off);
@@ -394,11 +495,10 @@ static ssize_t vec_io(int fd, const struct iovec *iov, int cnt, off_t off, bool 
 			io_uring_prep_readv(&sqe, fd, iov, (unsigned)cnt, (uint64_t)off);
 		return posix_ret(ring(&sqe, fd, deadline()));
 	}
-	if (rt == EPOLL && off < 0 && cnt >= 0)
+	if (rt == EPOLL && off < 0)
 		return posix_ret(epoll_rw(fd, iov, cnt, wr));
 	/* preadv(2)'s offset is split in two longs; 64-bit: all in the low. */
-	return posix_ret(sysc(rt == RING ? PLAIN : rt == EPOLL ? BLOCK : rt,
-			      nr, fd, (long)iov, cnt, off, 0, 0));
+	return posix_ret(sysc(rt == EPOLL ? BLOCK : rt, nr, fd, (long)iov, cnt, off, 0, 0));
 }
 
 ssize_t goro_readv(int fd, const struct iovec *iov, int cnt)
@@ -432,11 +532,16 @@ int goro_openat(int dirfd, const char *path, int flags, mode_t mode)
 	struct io_uring_sqe sqe;
 	enum route rt = file_route(IORING_OP_OPENAT);
 
+	long fd;
+
 	if (rt == RING) {
 		io_uring_prep_openat(&sqe, dirfd, path, flags, mode);
-		return (int)posix_ret(ring(&sqe, -1, deadline()));
+		fd = ring(&sqe, -1, deadline());
+	} else {
+		fd = sysc(rt, SYS_openat, dirfd, (long)path, flags, mode, 0, 0);
 	}
-	return (int)posix_ret(sysc(rt, SYS_openat, dirfd, (long)path, flags, mode, 0, 0));
+	fdkind_set((int)fd, K_FLAGS | (flags & O_DIRECT ? K_DIRECT : 0));
+	return (int)posix_ret(fd);
 }
 
 int goro_close(int fd)
@@ -447,6 +552,7 @@ int goro_close(int fd)
 
 	/* Wake the Gs blocked on fd first, while the number still names
 	 * the same file (see "Closing an fd" in ring.c). */
+	fdkind_set(fd, 0);
 	if (goro__io_kind == GORO_IO_URING)
 		goro__ring_cancel_fd(fd);
 	else if (goro__io_kind == GORO_IO_EPOLL)
@@ -659,8 +765,10 @@ static ssize_t msg_io(int fd, struct msghdr *msg, int flags, bool wr)
 	long nr = wr ? SYS_sendmsg : SYS_recvmsg;
 
 	if (rt == RING) {
-		if (msg)
-			prefault_iov(msg->msg_iov, (int)msg->msg_iovlen);
+		if (msg && (const char *)msg >= goro__g_self()->stack.lo &&
+		    (const char *)(msg + 1) <= goro__g_self()->stack.hi &&
+		    msg->msg_iovlen <= IOV_MAX)
+			prefault_iov(msg->msg_iov, msg->msg_iovlen);
 		if (wr)
 			io_uring_prep_sendmsg(&sqe, fd, msg, (unsigned)flags);
 		else

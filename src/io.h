@@ -55,6 +55,9 @@ int goro__ring_poll(struct goro__iom *iom);
 int goro__ring_wait(struct goro__iom *iom, int64_t deadline);
 /* Makes target's goro__ring_wait return.  Any thread. */
 void goro__ring_kick(struct goro__iom *target);
+/* Before the M blocks in goro_block: cancels the ops that could wait
+ * for ever, so that their Gs re-issue them on another M.  Owner only. */
+void goro__ring_enter_block(struct goro__iom *iom);
 /* True if the ring has requests that only its owner can complete. */
 bool goro__ring_busy(struct goro__iom *iom);
 /* True if this kernel's ring has opcode op. */

@@ -509,6 +509,14 @@ int goro__poll_nonblock(struct goro_m *mp)
 	return n + run_timers();
 }
 
+void goro__io_enter_block(struct goro_m *mp)
+{
+	struct goro__iom *iom = mp->ring;
+
+	if (iom && iom->ring)
+		goro__ring_enter_block(iom);
+}
+
 bool goro__m_has_io(struct goro_m *mp)
 {
 	struct goro__iom *iom = mp->ring;

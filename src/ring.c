@@ -59,6 +59,13 @@
  * never reach the caller: the op is re-issued, unless its timeout fired
  * (-ETIMEDOUT) or its fd was closed (-EBADF).
  *
+ * An M about to block in goro_block cannot reap its ring until the call
+ * returns (DEFER_TASKRUN: only the owner can).  goro__ring_enter_block
+ * therefore cancels the ops that may wait for ever (reads, writes,
+ * recv, send, accept, poll on sockets and pipes: the `live` list); their
+ * Gs get RES_RETRY, go on the M's P, which the hand-off moves to another
+ * M, and issue their op again there.  File ops are left to finish.
+ *
  * Closing an fd under a blocked G.  A closer (any thread) asks every ring
  * whose fdbusy counter for the fd is non-zero to submit
  * ASYNC_CANCEL(fd, ALL), and waits until each has reaped its cancel's
@@ -117,6 +124,8 @@
 struct req {
 	struct goro_g *g;		/* parked G; NULL once readied */
 	struct req *next;		/* free list */
+	struct req *lprev, *lnext;	/* rg->live while the op is in flight */
+	uint8_t op;			/* the op's IORING_OP_ */
 	int32_t fd;			/* counted in rg->fdbusy; -1 if none */
 	uint8_t ncqe;			/* CQEs still to come */
 	bool timed_out;			/* the linked timeout fired */
@@ -149,6 +158,7 @@ struct goro__ring {
 	struct io_uring ring;		/* owner only */
 	struct goro__iom *iom;		/* immutable */
 	struct req *free;		/* owner only */
+	struct req *live;		/* ops without their CQE yet; owner only */
 	struct chunk *chunks;		/* owner only */
 	uint32_t inflight;		/* records with CQEs to come; owner only */
 	/* Cross-M requests: any thread pushes under xlock, the owner pops. */
@@ -386,6 +396,25 @@ static void req_put(struct goro__ring *rg, struct req *rq)
 	rg->inflight--;
 }
 
+static void live_add(struct goro__ring *rg, struct req *rq)
+{
+	rq->lprev = NULL;
+	rq->lnext = rg->live;
+	if (rg->live)
+		rg->live->lprev = rq;
+	rg->live = rq;
+}
+
+static void live_del(struct goro__ring *rg, struct req *rq)
+{
+	if (rq->lprev)
+		rq->lprev->lnext = rq->lnext;
+	else
+		rg->live = rq->lnext;
+	if (rq->lnext)
+		rq->lnext->lprev = rq->lprev;
+}
+
 static int reap(struct goro__ring *rg);
 
 static int submit(struct goro__ring *rg, bool getevents)
@@ -487,6 +516,7 @@ static int complete(struct goro__ring *rg, uint64_t ud, int32_t res)
 		req_put(rg, rq);
 		return 0;
 	default:
+		live_del(rg, rq);
 		fdbusy_add(rg, rq->fd, -1);
 		gp = rq->g;
 		rq->g = NULL;
@@ -674,6 +704,8 @@ int64_t goro__ring_call(const struct io_uring_sqe *tmpl, int fd,
 		rq->noretry = flags & RING_NORETRY;
 		rq->close_seq = rg->close_seq;
 		rq->deadline = deadline;
+		rq->op = tmpl->opcode;
+		live_add(rg, rq);
 		if (deadline) {
 			struct io_uring_sqe *tsqe = io_uring_get_sqe(&rg->ring);
 
@@ -692,6 +724,47 @@ int64_t goro__ring_call(const struct io_uring_sqe *tmpl, int fd,
 		if (res != RES_RETRY)
 			return res;
 	}
+}
+
+/* ---- entering a blocking call ---------------------------------------- */
+
+/* Ops that may wait for ever and that can be issued again after a cancel
+ * (a cancelled op that had moved data reports the bytes, not
+ * -ECANCELED).  Not CONNECT: issued again it would say EALREADY. */
+static bool reissuable(uint8_t op)
+{
+	switch (op) {
+	case IORING_OP_READ: case IORING_OP_WRITE:
+	case IORING_OP_READV: case IORING_OP_WRITEV:
+	case IORING_OP_RECV: case IORING_OP_SEND:
+	case IORING_OP_RECVMSG: case IORING_OP_SENDMSG:
+	case IORING_OP_ACCEPT: case IORING_OP_POLL_ADD:
+	case IORING_OP_SPLICE:
+		return true;
+	}
+	return false;
+}
+
+void goro__ring_enter_block(struct goro__iom *iom)
+{
+	struct goro__ring *rg = iom->ring;
+	unsigned n = 0;
+
+	if (!rg || !rg->live)
+		return;
+	for (struct req *rq = rg->live; rq; rq = rq->lnext) {
+		struct io_uring_sqe *sqe;
+
+		if (!reissuable(rq->op))
+			continue;
+		sqe = sqe_get(rg, 1);
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)rq | TAG_OP, 0);
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		sqe->user_data = UD_WAKE;	/* its CQE, if any, is dropped */
+		n++;
+	}
+	if (n)
+		goro__ring_poll(iom);
 }
 
 /* ---- closing --------------------------------------------------------- */

@@ -921,6 +921,9 @@ void goro__enter_block(bool handoff)
 	struct goro_g *gp = mp->curg;
 	struct goro_p *pp = mp->p;
 
+	/* Still running the G with our P: Gs waiting on our ring may be put
+	 * back on it (see "entering a blocking call" in ring.c). */
+	goro__io_enter_block(mp);
 	goro__g_cas_status(gp, G_RUNNING, G_SYSCALL);
 	mp->in_block = true;
 	store_relaxed(&pp->syscall_when, goro__nanotime());
