@@ -71,10 +71,18 @@ struct goro_g *goro__g_alloc(struct goro_p *pp, size_t stack_size, int *err)
 	return goro__stack_alloc(stack_size, err);
 }
 
+/* Gives a G's slot back to stack.c, which may clear the descriptor. */
+static void release_slot(struct goro_g *gp)
+{
+	goro__tsan_fiber_destroy(gp->tsan_fiber);
+	gp->tsan_fiber = NULL;
+	goro__stack_release(gp);
+}
+
 void goro__g_free(struct goro_p *pp, struct goro_g *gp)
 {
 	if (gp->stack.cls != goro__stack_default_cls) {
-		goro__stack_release(gp);
+		release_slot(gp);
 		return;
 	}
 	if (pp) {
@@ -90,7 +98,7 @@ void goro__g_free(struct goro_p *pp, struct goro_g *gp)
 			pp->ngfree--;
 			if (sched.ngfree >= GLOBAL_GFREE_MAX) {
 				goro__unlock(&sched.gflock);
-				goro__stack_release(g);
+				release_slot(g);
 				goro__lock(&sched.gflock);
 				continue;
 			}
@@ -110,7 +118,7 @@ void goro__g_free(struct goro_p *pp, struct goro_g *gp)
 	}
 	goro__unlock(&sched.gflock);
 	if (gp)
-		goro__stack_release(gp);
+		release_slot(gp);
 }
 
 static uint64_t new_goid(struct goro_p *pp)
@@ -170,6 +178,8 @@ int goro_spawn(goro_t *out, void *(*fn)(void *), void *arg,
 	gp = goro__g_alloc(pp, size, &err);
 	if (!gp)
 		return err;
+	if (!gp->tsan_fiber)
+		gp->tsan_fiber = goro__tsan_fiber_create();
 
 	gp->id = new_goid(pp);
 	gp->fn = fn;

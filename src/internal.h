@@ -221,6 +221,9 @@ struct goro_g {
 	void *io_req;
 	int32_t io_res;
 	char name[GORO_G_NAME_MAX];
+	/* --enable-tsan: this G's ThreadSanitizer fiber, created at its
+	 * first spawn and kept while the slot is reused (g.c). */
+	void *tsan_fiber;
 };
 
 /* Atomically moves gp from `from` to `to`, throwing if it was elsewhere.
@@ -330,6 +333,7 @@ struct goro_m {
 	/* The scheduler stack (the thread's own), for the sanitizers. */
 	void *g0_stack_lo;
 	size_t g0_stack_size;
+	void *g0_tsan_fiber;		/* --enable-tsan: the thread's own fiber */
 	/* I/O poll hints for the scheduler's fast path, kept by the I/O
 	 * layer: need_poll says SQEs wait to be submitted; if io_kflags is
 	 * set, (*io_kflags & io_kflags_mask) says completions wait (the

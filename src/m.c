@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "sanitizer.h"
 
 #define sched goro__sched
 
@@ -73,6 +74,7 @@ static void *mstart(void *arg)
 	sigset_t fault;
 
 	tls_m = mp;
+	mp->g0_tsan_fiber = goro__tsan_fiber_current();
 	mp->tid = (pid_t)syscall(SYS_gettid);
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
 		pthread_attr_getstack(&attr, &mp->g0_stack_lo, &mp->g0_stack_size);

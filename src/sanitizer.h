@@ -62,4 +62,71 @@ static inline void goro__san_unpoison(const void *addr, size_t size)
 }
 #endif
 
+/*
+ * ThreadSanitizer (--enable-tsan) follows a stack switch only if told:
+ * each G is a TSan fiber (created at its first spawn, kept while its
+ * slot is reused, destroyed when the slot goes back to stack.c), each M's
+ * scheduler context is the thread's own fiber, and goro__tsan_switch
+ * names the fiber we are about to run, right before goro__ctx_switch.
+ * The switch synchronizes (flags 0): the scheduler's hand-over of a G
+ * from one context to the next is a real happens-before edge (the
+ * after_switch protocol in sched.c), which TSan cannot see through the
+ * raw register switch.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define GORO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_TSAN 1
+#endif
+#endif
+
+#ifdef GORO_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+
+static inline void *goro__tsan_fiber_current(void)
+{
+	return __tsan_get_current_fiber();
+}
+
+static inline void *goro__tsan_fiber_create(void)
+{
+	return __tsan_create_fiber(0);
+}
+
+static inline void goro__tsan_fiber_destroy(void *fiber)
+{
+	if (fiber)
+		__tsan_destroy_fiber(fiber);
+}
+
+static inline void goro__tsan_switch(void *fiber)
+{
+	__tsan_switch_to_fiber(fiber, 0);
+}
+#else
+static inline void *goro__tsan_fiber_current(void)
+{
+	return NULL;
+}
+
+static inline void *goro__tsan_fiber_create(void)
+{
+	return NULL;
+}
+
+static inline void goro__tsan_fiber_destroy(void *fiber)
+{
+	(void)fiber;
+}
+
+static inline void goro__tsan_switch(void *fiber)
+{
+	(void)fiber;
+}
+#endif
+
 #endif /* GORO_SANITIZER_H */

@@ -695,11 +695,13 @@ static void gswitch(struct goro_m *mp, struct goro_g *gp, struct goro_g *next)
 		to = &next->ctx;
 		goro__san_start_switch(mp->after == AFTER_EXIT ? NULL : &fake,
 				       next->stack.lo, (size_t)((char *)next - next->stack.lo));
+		goro__tsan_switch(next->tsan_fiber);
 	} else {
 		mp->curg = NULL;
 		to = &mp->g0ctx;
 		goro__san_start_switch(mp->after == AFTER_EXIT ? NULL : &fake,
 				       mp->g0_stack_lo, mp->g0_stack_size);
+		goro__tsan_switch(mp->g0_tsan_fiber);
 	}
 	count(mp->p->n_switches);
 	goro__ctx_switch(&gp->ctx, to);
@@ -793,6 +795,7 @@ void goro__schedule(struct goro_m *mp)
 			void *fake = NULL;
 			goro__san_start_switch(&fake, gp->stack.lo,
 					       (size_t)((char *)gp - gp->stack.lo));
+			goro__tsan_switch(gp->tsan_fiber);
 			goro__ctx_switch(&mp->g0ctx, &gp->ctx);
 			goro__san_finish_switch(fake);
 		}
@@ -969,6 +972,7 @@ void goro__exit_block(void)
 	{
 		void *fake = NULL;
 		goro__san_start_switch(&fake, mp->g0_stack_lo, mp->g0_stack_size);
+		goro__tsan_switch(mp->g0_tsan_fiber);
 		goro__ctx_switch(&gp->ctx, &mp->g0ctx);
 		goro__san_finish_switch(fake);
 	}
