@@ -31,5 +31,6 @@ int bench_spawn(void);
 int bench_yield(void);
 int bench_chan(void);
 int bench_mutex(void);
+int bench_parked(void);
 
 #endif

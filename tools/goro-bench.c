@@ -29,6 +29,7 @@ static const struct {
 	{ "yield", bench_yield, "two Gs yielding to each other on one M (ns/yield)" },
 	{ "chan", bench_chan, "two Gs ping-pong on unbuffered channels, one M (ns/hand-off)" },
 	{ "mutex", bench_mutex, "64 Gs on 2 Ms increment under goro_mutex (ops/s)" },
+	{ "parked", bench_parked, "100k and 1M parked Gs: RSS and page tables per G, creation time" },
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 
