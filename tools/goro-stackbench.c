@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "goro.h"
@@ -52,14 +51,6 @@ static const int depth_tasks[NDEPTHS] = { 2000, 400, 40 };
 #define MAX_CAP 1000000L
 
 static bool quick;
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -93,13 +84,13 @@ __attribute__((noinline)) static long grow(long left)
  * same recursion again over the now-present pages (*again). */
 static int64_t timed_grow(size_t bytes, int64_t *again)
 {
-	int64_t t0 = now_ns(), t1;
+	int64_t t0 = goro_now(), t1;
 
 	grow((long)bytes);
-	t1 = now_ns();
+	t1 = goro_now();
 	if (again) {
 		grow((long)bytes);
-		*again = now_ns() - t1;
+		*again = goro_now() - t1;
 	}
 	return t1 - t0;
 }
@@ -127,12 +118,13 @@ struct shared {
 	int ok;
 };
 
-static void *goro_runs(void *arg)
+/* Runs every depth RUNS times; each run grows `tasks` fresh stacks with
+ * one(), which fills in the times of one task.  Returns false if one()
+ * failed. */
+static bool measure_all(struct shared *sh, bool (*one)(struct g_arg *a))
 {
-	struct shared *sh = arg;
-
 	for (int d = 0; d < NDEPTHS; d++) {
-		double v[RUNS], b[RUNS];
+		double v[RUNS], b[RUNS], kib = depth_bytes[d] / 1024.0;
 		int tasks = quick ? depth_tasks[d] / 4 : depth_tasks[d];
 
 		for (int r = 0; r < RUNS; r++) {
@@ -140,24 +132,34 @@ static void *goro_runs(void *arg)
 
 			for (int i = 0; i < tasks; i++) {
 				struct g_arg a = { .bytes = depth_bytes[d] };
-				struct goro_spawn_opts o = { .stack_size = GROW_STACK };
-				goro_t h;
 
-				/* One at a time, on a freshly trimmed or new
-				 * slot: its pages below the top are missing. */
-				if (goro_spawn(&h, g_grow, &a, &o) ||
-				    goro_join(&h, NULL))
-					return NULL;
+				if (!one(&a))
+					return false;
 				total += a.ns;
 				again += a.again_ns;
 			}
-			v[r] = (double)total / 1000.0 / tasks / (depth_bytes[d] / 1024.0);
-			b[r] = (double)again / 1000.0 / tasks / (depth_bytes[d] / 1024.0);
+			v[r] = (double)total / 1000.0 / tasks / kib;
+			b[r] = (double)again / 1000.0 / tasks / kib;
 		}
 		sh->us_per_kib[d] = median(v, RUNS);
 		sh->base_us_per_kib[d] = median(b, RUNS);
 	}
-	return sh;
+	return true;
+}
+
+/* One task on a G: a new G gets a new or trimmed slot, whose pages below
+ * the top are missing. */
+static bool goro_one(struct g_arg *a)
+{
+	struct goro_spawn_opts o = { .stack_size = GROW_STACK };
+	goro_t h;
+
+	return goro_spawn(&h, g_grow, a, &o) == 0 && goro_join(&h, NULL) == 0;
+}
+
+static void *goro_runs(void *arg)
+{
+	return measure_all(arg, goro_one) ? arg : NULL;
 }
 
 static struct goro_wg park_gate;
@@ -229,39 +231,29 @@ static char *classic_stack(size_t sz)
 	return p;
 }
 
+static bool classic_one(struct g_arg *a)
+{
+	char *p = classic_stack(GROW_STACK);
+
+	if (!p)
+		return false;
+	task_arg = *a;
+	goro__ctx_make(&task_ctx, p + GROW_STACK, task_entry, NULL);
+	goro__ctx_switch(&main_ctx, &task_ctx);
+	*a = task_arg;
+	munmap(p, GROW_STACK);
+	return true;
+}
+
 static void child_classic(struct shared *sh)
 {
-	size_t sz = GROW_STACK;
+	size_t sz = 1 << 20;
 
-	for (int d = 0; d < NDEPTHS; d++) {
-		double v[RUNS], b[RUNS];
-		int tasks = quick ? depth_tasks[d] / 4 : depth_tasks[d];
-
-		for (int r = 0; r < RUNS; r++) {
-			int64_t total = 0, again = 0;
-
-			for (int i = 0; i < tasks; i++) {
-				char *p = classic_stack(sz);
-
-				if (!p)
-					return;
-				task_arg.bytes = depth_bytes[d];
-				goro__ctx_make(&task_ctx, p + sz, task_entry, NULL);
-				goro__ctx_switch(&main_ctx, &task_ctx);
-				total += task_arg.ns;
-				again += task_arg.again_ns;
-				munmap(p, sz);
-			}
-			v[r] = (double)total / 1000.0 / tasks / (depth_bytes[d] / 1024.0);
-			b[r] = (double)again / 1000.0 / tasks / (depth_bytes[d] / 1024.0);
-		}
-		sh->us_per_kib[d] = median(v, RUNS);
-		sh->base_us_per_kib[d] = median(b, RUNS);
-	}
+	if (!measure_all(sh, classic_one))
+		return;
 	/* How many such stacks fit: until mmap or mprotect fails (the
 	 * guard splits each stack into two VMAs: vm.max_map_count). */
 	long n = 0;
-	sz = 1 << 20;
 	while (n < MAX_CAP) {
 		char *p = classic_stack(sz);
 		if (!p)
