@@ -734,7 +734,9 @@ static void after_switch(struct goro_m *mp)
 		goro__unlock(&sched.lock);
 		break;
 	case AFTER_PARK:
-		goro__g_cas_status(gp, G_RUNNING, G_WAITING);
+		/* Owner-only: nobody else changes a running G.  The store is
+		 * ordered before any waker can look by unlockf's release. */
+		goro__g_set_status(gp, G_RUNNING, G_WAITING);
 		if (mp->after_unlockf && !mp->after_unlockf(gp, mp->after_arg)) {
 			goro__g_cas_status(gp, G_WAITING, G_RUNNABLE);
 			runqput(pp, gp, true);
