@@ -29,6 +29,9 @@ bool bench_quick(void);
 /* Benchmarks (one file per area). */
 int bench_spawn(void);
 int bench_yield(void);
+int bench_pread(void);
+int bench_pread_direct(void);
+int bench_echo(void);
 int bench_chan(void);
 int bench_mutex(void);
 int bench_parked(void);

@@ -29,6 +29,9 @@ static const struct {
 	{ "yield", bench_yield, "two Gs yielding to each other on one M (ns/yield)" },
 	{ "chan", bench_chan, "two Gs ping-pong on unbuffered channels, one M (ns/hand-off)" },
 	{ "mutex", bench_mutex, "64 Gs on 2 Ms increment under goro_mutex (ops/s)" },
+	{ "pread", bench_pread, "64 Gs x 4 KiB random preads, 1 GiB cached file, vs fio (ops/s)" },
+	{ "pread-direct", bench_pread_direct, "256 Gs x 4 KiB O_DIRECT random preads vs fio; peak threads" },
+	{ "echo", bench_echo, "goro-echo vs epoll-echo, 256 conns x 64 B (req/s, p50/p99 us)" },
 	{ "parked", bench_parked, "100k and 1M parked Gs: RSS and page tables per G, creation time" },
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
