@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -636,8 +637,9 @@ END_TEST
 
 /* ---- Signals ----------------------------------------------------------------- */
 
-static volatile sig_atomic_t usr1_ran;
+static volatile sig_atomic_t usr1_ran, at_edge;
 static volatile uintptr_t usr1_sp;
+static pthread_t edge_thread;
 
 static void on_usr1(int sig)
 {
@@ -649,7 +651,10 @@ static void on_usr1(int sig)
 }
 
 /* Recurses until SP is within 256 bytes of the populated boundary, then
- * takes a signal there. */
+ * spins there, calling nothing, until the handler has run: the signal is
+ * sent from another thread (signal_at_edge) while SP sits at the edge, so
+ * the kernel must write the signal frame below it.  (A signal raised from
+ * this thread would not test anything: raise() itself grows the stack.) */
 __attribute__((noinline)) static int at_boundary(struct goro_g *gp, int d)
 {
 	volatile char pad[128];
@@ -658,27 +663,48 @@ __attribute__((noinline)) static int at_boundary(struct goro_g *gp, int d)
 	pad[0] = (char)d;
 	if (sp - gp->stack.populated_lo > 256 && d < 100000)
 		return at_boundary(gp, d + 1) + pad[0];
-	raise(SIGUSR1);
+	at_edge = 1;
+	while (!usr1_ran)
+		;
 	return pad[0];
+}
+
+static void *signal_at_edge(void *arg)
+{
+	(void)arg;
+	while (!at_edge)
+		;
+	pthread_kill(edge_thread, SIGUSR1);
+	return NULL;
 }
 
 static void *g_signal(void *arg)
 {
 	struct goro_g *gp = goro__g_self();
+	pthread_t killer;
 
-	(void)arg;
+	edge_thread = pthread_self();
+	ck_assert_int_eq(pthread_create(&killer, NULL, signal_at_edge, NULL), 0);
 	at_boundary(gp, 0);
+	pthread_join(killer, NULL);
 	ck_assert_int_eq(usr1_ran, 1);
-	/* It ran on the M's alternate stack, not below the G's SP. */
-	ck_assert_msg(usr1_sp < (uintptr_t)gp->stack.guard_lo ||
-		      usr1_sp >= (uintptr_t)gp->stack.hi,
-		      "handler ran on the G stack at %#lx", (unsigned long)usr1_sp);
+	if (arg)	/* SA_ONSTACK: on the M's alternate stack */
+		ck_assert_msg(usr1_sp < (uintptr_t)gp->stack.guard_lo ||
+			      usr1_sp >= (uintptr_t)gp->stack.hi,
+			      "handler ran on the G stack at %#lx",
+			      (unsigned long)usr1_sp);
+	else		/* without: below the G's SP, which the kernel filled */
+		ck_assert_msg(usr1_sp >= (uintptr_t)gp->stack.lo &&
+			      usr1_sp < (uintptr_t)gp->stack.hi,
+			      "handler ran off the G stack at %#lx",
+			      (unsigned long)usr1_sp);
 	return NULL;
 }
 
 /* A handler installed by user code without SA_ONSTACK, after goro_init,
- * taken by a G whose SP is at the populated boundary (the kernel writes
- * the signal frame below SP).  goro adds SA_ONSTACK (uffd.c, "Signals"). */
+ * taken by a G whose SP is at the populated boundary.  goro's sigaction
+ * adds SA_ONSTACK (uffd.c, "Signals"), so it runs on the M's alternate
+ * stack. */
 START_TEST(test_stack_signal_without_onstack)
 {
 	struct sigaction sa, old;
@@ -691,8 +717,83 @@ START_TEST(test_stack_signal_without_onstack)
 	ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
 	ck_assert_int_eq(sigaction(SIGUSR1, NULL, &old), 0);
 	ck_assert_int_eq(old.sa_flags & SA_ONSTACK, SA_ONSTACK);
-	h = spawn_opts(g_signal, NULL, 0, "sig");
+	h = spawn_opts(g_signal, (void *)1, 0, "sig");
 	t_join(&h);
+}
+END_TEST
+
+/* glibc's own entry point: installs a handler past goro's sigaction. */
+extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+
+/* Installs the handler from the G itself, once its M runs (goro also
+ * re-checks handlers whenever an M starts, which would fix this one). */
+static void *g_raw_signal(void *arg)
+{
+	struct sigaction sa;
+
+	(void)arg;
+	/* Let the Ms the runtime starts at first use come up first. */
+	goro_sleep(50 * 1000 * 1000);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	sigemptyset(&sa.sa_mask);
+	if (__sigaction(SIGUSR1, &sa, NULL))
+		_exit(4);
+	return g_signal(NULL);
+}
+
+static void child_raw_handler(void *arg)
+{
+	struct goro_config cfg = { .maxprocs = 1 };
+	goro_t h;
+
+	(void)arg;
+	if (goro_init(&cfg))
+		_exit(3);
+	if (goro_spawn(&h, g_raw_signal, NULL, NULL) || goro_join(&h, NULL))
+		_exit(5);
+	_exit(0);
+}
+
+/* Can this process get a uffd that serves kernel faults (so that the
+ * handler thread fills the page a signal frame needs)? */
+static bool kernel_faults_served(void)
+{
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	int dev;
+
+	if (fd >= 0) {
+		close((int)fd);
+		return true;
+	}
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev >= 0)
+		close(dev);
+	return dev >= 0;
+}
+
+/* The same handler installed behind goro's back (no SA_ONSTACK): where the
+ * kernel cannot fill the page the frame needs (SIGBUS mode, user-mode-only
+ * thread mode), delivery fails; goro turns the kernel's SIGSEGV into a
+ * clear message and SIGABRT.  Elsewhere the kernel fills the page and the
+ * handler runs. */
+START_TEST(test_stack_signal_raw_handler_at_edge)
+{
+	int mode = expected_mode();
+	bool dies = mode == GORO_STACK_UFFD_SIGBUS ||
+		    (mode == GORO_STACK_UFFD_THREAD && !kernel_faults_served());
+	char err[4096];
+	int st = t_child(child_raw_handler, NULL, err, sizeof err);
+
+	if (dies) {
+		ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+			      "status %#x: %s", st, err);
+		ck_assert_str_eq(err, "goro: a signal frame could not be written "
+				 "on a G stack (handler without SA_ONSTACK?)\n");
+	} else {
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			      "status %#x: %s", st, err);
+	}
 }
 END_TEST
 
@@ -805,6 +906,9 @@ static Suite *stack_suite(void)
 
 	tc = t_tcase(s, "Signals", t_setup_1, 60);
 	tcase_add_test(tc, test_stack_signal_without_onstack);
+
+	tc = t_tcase(s, "SignalsNoRuntime", NULL, 60);
+	tcase_add_test(tc, test_stack_signal_raw_handler_at_edge);
 
 	tc = t_tcase(s, "NoRuntime", NULL, 60);
 	tcase_add_test(tc, test_stack_mode_line);
