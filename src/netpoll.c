@@ -435,17 +435,21 @@ void goro__io_shutdown(void)
 int goro__io_m_init(struct goro_m *mp)
 {
 	struct goro__iom *iom = calloc(1, sizeof *iom);
-	static _Atomic uint32_t logged;
 	int ret;
 
 	if (!iom)
 		return -ENOMEM;
 	iom->m = mp;
+	/* Every M has a ring under GORO_IO_URING: a G parked on one may be
+	 * re-issued on any M (goro__ring_call), so a ring-less M cannot run
+	 * it.  The probe succeeded, so a failure here is a resource limit. */
 	if (goro__io_kind == GORO_IO_URING) {
 		ret = goro__ring_m_init(iom);
-		if (ret < 0 && !atomic_exchange(&logged, 1))
-			goro__log(true, "an M has no io_uring (%s): its Gs' I/O uses "
-				  "the blocking hand-off", strerror(-ret));
+		if (ret < 0) {
+			goro__log(true, "cannot create an M's io_uring: %s", strerror(-ret));
+			free(iom);
+			return ret;
+		}
 	}
 	/* A wake-up sent before we existed went to the note. */
 	if (atomic_load(&mp->park.key))
