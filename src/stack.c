@@ -279,6 +279,19 @@ static int first_init(void)
 			  "uffd-thread, uffd-sigbus, auto", env);
 		return -EINVAL;
 	}
+#ifdef GORO_ENABLE_TSAN
+	/* ThreadSanitizer's runtime runs on G stacks and takes its own
+	 * locks there.  A userfaultfd stack fault inside it re-enters TSan
+	 * from the SIGBUS handler, or waits for the handler thread, which
+	 * needs the same lock: a deadlock (seen with clang 14 in
+	 * check_chan).  Under --enable-tsan stacks are always plain. */
+	if (want != GORO_STACK_PLAIN) {
+		if (want >= 0)
+			goro__log(true, "stack mode: GORO_STACK_MODE=%s is "
+				  "unavailable under --enable-tsan; using plain", env);
+		want = GORO_STACK_PLAIN;
+	}
+#endif
 	r = reserve_arena();
 	if (r)
 		return r;
@@ -612,6 +625,11 @@ static void print_frame(int i, uintptr_t pc)
 		if (info.dli_fname) {
 			put_str(buf, sizeof buf, &n, " (");
 			put_str(buf, sizeof buf, &n, info.dli_fname);
+			if (!info.dli_sname) {	/* for addr2line -e */
+				put_str(buf, sizeof buf, &n, "+");
+				put_u64(buf, sizeof buf, &n,
+					pc - (uintptr_t)info.dli_fbase, 16);
+			}
 			put_str(buf, sizeof buf, &n, ")");
 		}
 	}
@@ -642,11 +660,17 @@ _Noreturn void goro__stack_overflow(struct goro_g *gp, const void *addr,
 	put_str(buf, sizeof buf, &n, "\n");
 	goro__write_stderr(buf);
 
-#if defined(__x86_64__)
 	if (ucv) {
 		const ucontext_t *uc = ucv;
+#if defined(__x86_64__)
 		uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 		uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+		uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+		uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#else
+		uintptr_t pc = 0, fp = 0;
+#endif
 		uintptr_t lo = (uintptr_t)gp->stack.lo;
 		uintptr_t hi = (uintptr_t)gp->stack.hi;
 
@@ -656,8 +680,9 @@ _Noreturn void goro__stack_overflow(struct goro_g *gp, const void *addr,
 		put_str(buf, sizeof buf, &n, ":\n");
 		goro__write_stderr(buf);
 		print_frame(0, pc + 1);
-		/* Frame pointers are always on: walk the rbp chain while it
-		 * stays inside the G's populated stack and goes up. */
+		/* Frame pointers are always on: walk the chain of frame
+		 * records (saved fp, return address) while it stays inside
+		 * the G's populated stack and goes up. */
 		for (int i = 1; i < 64; i++) {
 			if (fp < lo || fp + 16 > hi || (fp & 7))
 				break;
@@ -675,9 +700,6 @@ _Noreturn void goro__stack_overflow(struct goro_g *gp, const void *addr,
 			fp = next;
 		}
 	}
-#else
-	(void)ucv;
-#endif
 	abort();
 }
 
