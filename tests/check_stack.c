@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +129,77 @@ START_TEST(test_stack_mode_bad_value)
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, err);
 	ck_assert_str_eq(err, "goro: GORO_STACK_MODE=bogus is not one of plain, "
 			 "uffd-thread, uffd-sigbus, auto\n");
+}
+END_TEST
+
+static uint64_t deep(unsigned depth);
+
+/* A kernel without userfaultfd (here: a seccomp filter makes it ENOSYS):
+ * the requested mode falls back to plain with one line saying so, and
+ * stacks still grow. */
+static void *g_grow_512k(void *arg)
+{
+	(void)arg;
+	return (void *)(uintptr_t)(deep(128) == 128 * 129 / 2);
+}
+
+/* Makes this process look like an older or locked-down kernel with a
+ * seccomp filter: userfaultfd() fails with ENOSYS (no_uffd), and
+ * madvise(..., MADV_GUARD_INSTALL) with EINVAL (no_guard, as before 6.13).
+ * Returns 0 or -1. */
+static int pretend_kernel(bool no_uffd, bool no_guard)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_userfaultfd, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, no_uffd ? SECCOMP_RET_ERRNO | ENOSYS :
+			 SECCOMP_RET_ALLOW),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_madvise, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 102 /* MADV_GUARD_INSTALL */, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, no_guard ? SECCOMP_RET_ERRNO | EINVAL :
+			 SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -1;
+	return 0;
+}
+
+static void child_no_uffd(void *arg)
+{
+	struct goro_stats st;
+	void *ok = NULL;
+
+	setenv("GORO_STACK_MODE", arg, 1);
+	unsetenv("GORO_DEBUG");
+	if (pretend_kernel(true, false))
+		_exit(3);
+	if (goro_init(NULL) || goro_stats(&st, sizeof st))
+		_exit(4);
+	if (st.stack_mode != GORO_STACK_PLAIN)
+		_exit(5);
+	if (goro_run(g_grow_512k, NULL, &ok) || !ok)
+		_exit(6);
+	_exit(0);
+}
+
+START_TEST(test_stack_fallback_without_userfaultfd)
+{
+	char err[4096];
+	int st = t_child(child_no_uffd, "uffd-sigbus", err, sizeof err);
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, err);
+	ck_assert_str_eq(err, "goro: stack mode: GORO_STACK_MODE=uffd-sigbus is "
+			 "unavailable (userfaultfd: Function not implemented); "
+			 "using plain (guards: MADV_GUARD_INSTALL)\n");
+	/* auto falls back silently. */
+	st = t_child(child_no_uffd, "auto", err, sizeof err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, err);
+	ck_assert_str_eq(err, "");
 }
 END_TEST
 
@@ -432,6 +507,7 @@ __attribute__((noinline)) static uint64_t forever_big(uint64_t n)
 struct ovf {
 	size_t size;
 	bool big;
+	bool no_guard;		/* a kernel without MADV_GUARD_INSTALL */
 };
 
 static void *g_overflow(void *arg)
@@ -452,9 +528,11 @@ static void child_overflow(void *arg)
 	struct ovf *o = arg;
 	struct goro_spawn_opts opts = { .stack_size = o->size, .name = "deep" };
 	goro_t h;
+	int r;
 
-	int r = goro_init(NULL);
-
+	if (o->no_guard && pretend_kernel(false, true))
+		_exit(5);
+	r = goro_init(NULL);
 	if ((r && r != -EALREADY) || goro_spawn(&h, g_overflow, o, &opts))
 		_exit(3);
 	goro_join(&h, NULL);
@@ -482,6 +560,10 @@ static void check_overflow(struct ovf *o, size_t limit_kib)
 	ck_assert_int_eq(sscanf(rep + strlen(want) - 2, "%p", &fault), 1);
 	ck_assert_msg((char *)fault >= (char *)guard && (char *)fault < (char *)lo,
 		      "fault %p outside the guard zone [%p, %p)", fault, guard, lo);
+	/* Without guard markers, thread mode learns of the overflow in the
+	 * handler thread, which has no registers of the G to walk. */
+	if (o->no_guard && expected_mode() == GORO_STACK_UFFD_THREAD)
+		return;
 	snprintf(want, sizeof want, "goro: backtrace of G %llu:\ngoro:   #0 0x", id);
 	ck_assert_msg(strstr(err, want), "no backtrace in:\n%s", err);
 	ck_assert_msg(strstr(err, "goro:   #9 0x"), "short backtrace:\n%s", err);
@@ -490,7 +572,7 @@ static void check_overflow(struct ovf *o, size_t limit_kib)
 /* Recursion into the guard zone of a 64 KiB slot (4 KiB guard). */
 START_TEST(test_stack_overflow_small_frames)
 {
-	struct ovf o = { 64 * KIB, false };
+	struct ovf o = { 64 * KIB, false, false };
 
 	check_overflow(&o, 60);
 }
@@ -500,9 +582,19 @@ END_TEST
  * guard zone, never beyond it. */
 START_TEST(test_stack_overflow_big_frames)
 {
-	struct ovf o = { 0, true };
+	struct ovf o = { 0, true, false };
 
 	check_overflow(&o, 960);
+}
+END_TEST
+
+/* The same on a kernel without guard regions: uffd modes leave the guard
+ * zone missing and catch the fault there; plain mode uses mprotect. */
+START_TEST(test_stack_overflow_without_guard_regions)
+{
+	struct ovf o = { 64 * KIB, false, true };
+
+	check_overflow(&o, 60);
 }
 END_TEST
 
@@ -849,7 +941,7 @@ static void child_overflow_after_user_segv(void *arg)
 /* ... and does not take goro's overflow detection away. */
 START_TEST(test_stack_overflow_with_user_segv_handler)
 {
-	struct ovf o = { 64 * KIB, false };
+	struct ovf o = { 64 * KIB, false, false };
 	char err[16384];
 	int st = t_child(child_overflow_after_user_segv, &o, err, sizeof err);
 
@@ -913,9 +1005,11 @@ static Suite *stack_suite(void)
 	tc = t_tcase(s, "NoRuntime", NULL, 60);
 	tcase_add_test(tc, test_stack_mode_line);
 	tcase_add_test(tc, test_stack_mode_bad_value);
+	tcase_add_test(tc, test_stack_fallback_without_userfaultfd);
 	tcase_add_test(tc, test_stack_errors);
 	tcase_add_test(tc, test_stack_overflow_small_frames);
 	tcase_add_test(tc, test_stack_overflow_big_frames);
+	tcase_add_test(tc, test_stack_overflow_without_guard_regions);
 	tcase_add_test(tc, test_stack_user_segv_handler_chained);
 	tcase_add_test(tc, test_stack_overflow_with_user_segv_handler);
 	return s;
