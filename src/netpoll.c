@@ -404,9 +404,13 @@ int goro__io_init(void)
 			goro__log(false, "I/O backend: io_uring (a ring per M)");
 			return 0;
 		}
+		const char *sysctl = uring_disabled_sysctl();
+
 		goro__log(true, "I/O backend: epoll + blocking hand-off; io_uring unavailable "
-			  "(io_uring_setup: %s; kernel.io_uring_disabled=%s)",
-			  strerror(-ret), uring_disabled_sysctl());
+			  "(io_uring_setup: %s; kernel.io_uring_disabled=%s%s)",
+			  strerror(-ret), sysctl,
+			  ret == -EPERM && strcmp(sysctl, "0") == 0 ?
+			  ", so a seccomp filter or LSM refuses it" : "");
 	} else {
 		goro__log(false, "I/O backend: epoll + blocking hand-off (GORO_IO=epoll)");
 	}
