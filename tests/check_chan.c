@@ -211,6 +211,92 @@ START_TEST(test_chan_unbuffered_rendezvous)
 }
 END_TEST
 
+/*
+ * Waiters are served in arrival order.  On one M (the OneM case) a G that
+ * bumped `arrived` and then ran until the main G runs again has parked
+ * in its send or recv: nothing else switches in between.  So the main G
+ * can line up FIFO_N senders (then receivers) one at a time, and the
+ * values must come out (go in) in that order.
+ */
+#define FIFO_N 8
+
+struct fifo {
+	struct goro_chan *c;
+	_Atomic int arrived, next_id;
+	int got[FIFO_N];		/* receiver i's value */
+};
+
+static void *fifo_sender(void *arg)
+{
+	struct fifo *f = arg;
+	int id = atomic_fetch_add(&f->next_id, 1);
+
+	atomic_fetch_add(&f->arrived, 1);
+	return (void *)(intptr_t)goro_chan_send(f->c, &id);
+}
+
+static void *fifo_receiver(void *arg)
+{
+	struct fifo *f = arg;
+	int id = atomic_fetch_add(&f->next_id, 1);
+	bool ok;
+
+	atomic_fetch_add(&f->arrived, 1);
+	f->got[id] = -1;
+	if (goro_chan_recv(f->c, &f->got[id], &ok) != 0 || !ok)
+		f->got[id] = -2;
+	return NULL;
+}
+
+static void fifo_line_up(struct fifo *f, void *(*fn)(void *), goro_t *hs)
+{
+	atomic_store(&f->arrived, 0);
+	atomic_store(&f->next_id, 0);
+	for (int i = 0; i < FIFO_N; i++) {
+		hs[i] = t_spawn(fn, f);
+		while (atomic_load(&f->arrived) < i + 1)
+			goro_yield();
+	}
+}
+
+static void *fifo_main(void *arg)
+{
+	struct fifo *f = arg;
+	goro_t hs[FIFO_N];
+	long bad = 0;
+
+	fifo_line_up(f, fifo_sender, hs);
+	for (int i = 0; i < FIFO_N; i++) {
+		int v = -1;
+		bool ok;
+
+		if (goro_chan_recv(f->c, &v, &ok) != 0 || !ok || v != i)
+			bad++;
+	}
+	for (int i = 0; i < FIFO_N; i++)
+		if (t_join(&hs[i]))
+			bad++;
+	fifo_line_up(f, fifo_receiver, hs);
+	for (int i = 0; i < FIFO_N; i++)
+		if (goro_chan_send(f->c, &i) != 0)
+			bad++;
+	for (int i = 0; i < FIFO_N; i++) {
+		t_join(&hs[i]);
+		if (f->got[i] != i)
+			bad++;
+	}
+	return (void *)bad;
+}
+
+START_TEST(test_chan_waiters_fifo)
+{
+	struct fifo f = { .c = t_chan(sizeof(int), 0) };
+
+	ck_assert_ptr_null(t_run(fifo_main, &f));
+	ck_assert_int_eq(goro_chan_free(f.c), 0);
+}
+END_TEST
+
 /* ---- Producers and consumers across Ms ------------------------------- */
 
 struct pc {
@@ -254,7 +340,7 @@ static void *pc_consumer(void *arg)
 
 #define PC_PRODUCERS 8
 #define PC_CONSUMERS 8
-#define PC_MSGS 5000
+#define PC_MSGS 20000
 
 static void *pc_main(void *arg)
 {
@@ -591,7 +677,7 @@ END_TEST
  * blocks: timeouts and hand-offs race all the time.  A message is
  * delivered exactly once, and a select that timed out took nothing.
  */
-#define RACE_MSGS 20000
+#define RACE_MSGS 100000
 
 struct race {
 	struct goro_chan *c[2];
@@ -683,7 +769,7 @@ END_TEST
  */
 #define SS_CHANS 20
 #define SS_SENDERS 4
-#define SS_MSGS 3000
+#define SS_MSGS 10000
 
 struct ss {
 	struct goro_chan *c[SS_CHANS];
@@ -821,6 +907,7 @@ static Suite *chan_suite(void)
 
 	tc = t_tcase(s, "OneM", t_setup_1, TIMEOUT);
 	tcase_add_test(tc, test_chan_unbuffered_rendezvous);
+	tcase_add_test(tc, test_chan_waiters_fifo);
 	tcase_add_loop_test(tc, test_chan_mpmc_exactly_once, 0, 3);
 
 	tc = t_tcase(s, "Select", t_setup_2, TIMEOUT);
