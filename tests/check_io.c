@@ -135,11 +135,14 @@ static void io_setup_1(void)
 	t_setup_1();
 }
 
-/* A ring of 4 SQEs (the I/O layer reads GORO_RING_ENTRIES at goro_init). */
+/* A ring of 4 SQEs (the I/O layer reads GORO_RING_ENTRIES at goro_init),
+ * and no preadv2(RWF_NOWAIT) fast path, so that page-cache preads go
+ * through the ring too. */
 static void io_setup_tiny_ring(void)
 {
 	io_prepare();
 	setenv("GORO_RING_ENTRIES", "4", 1);
+	setenv("GORO_IO_NOWAIT", "0", 1);
 	t_setup_2();
 }
 
