@@ -572,7 +572,8 @@ int goro_select(struct goro_select_case *cases, size_t n, int64_t timeout_ns)
 		}
 		/* Inside-out Fisher-Yates: a uniform permutation. */
 		j = goro__fastrand() % (npoll + 1);
-		pollorder[npoll] = pollorder[j];
+		if (j != npoll)
+			pollorder[npoll] = pollorder[j];
 		pollorder[j] = i;
 		s.lockorder[npoll++] = cs->chan;
 	}
@@ -614,8 +615,12 @@ int goro_select(struct goro_select_case *cases, size_t n, int64_t timeout_ns)
 	goro__waiter_init(&s.w);
 	s.gp = goro__g_self();
 	s.timed = timeout_ns > 0;
-	if (s.timed)
-		s.deadline = goro__nanotime() + timeout_ns;
+	if (s.timed) {
+		int64_t now = goro__nanotime();
+
+		/* A timeout too large to add means "never" in practice. */
+		s.deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+	}
 	atomic_store(&s.fn_done, 0);
 	for (i = 0; i < n; i++) {
 		struct goro_select_case *cs = &cases[i];

@@ -865,7 +865,8 @@ START_TEST(test_select_many_cases_exactly_once)
 }
 END_TEST
 
-/* A plain thread's select times out, and it is woken by a G's send. */
+/* A plain thread's select times out, and it is woken by a G's send;
+ * then the reverse, with the largest timeout (no overflow). */
 static void *pts_g(void *arg)
 {
 	struct goro_chan *c = arg;
@@ -873,6 +874,18 @@ static void *pts_g(void *arg)
 
 	goro_sleep(30000000);
 	return (void *)(intptr_t)goro_chan_send(c, &v);
+}
+
+/* A G's select with the largest timeout, woken by a plain thread. */
+static void *pts_recv_g(void *arg)
+{
+	struct goro_chan *c = arg;
+	int v = 0;
+	struct goro_select_case cs = { .chan = c, .op = GORO_SELECT_RECV, .elem = &v };
+
+	if (goro_select(&cs, 1, INT64_MAX) != 0 || !cs.ok)
+		return (void *)-1;
+	return (void *)(intptr_t)v;
 }
 
 START_TEST(test_select_pthread_timeout_and_wake)
@@ -884,10 +897,14 @@ START_TEST(test_select_pthread_timeout_and_wake)
 
 	ck_assert_int_eq(goro_select(&cs, 1, 1000000), -ETIMEDOUT);
 	h = t_spawn(pts_g, c);
-	ck_assert_int_eq(goro_select(&cs, 1, 10000000000ll), 0);
+	ck_assert_int_eq(goro_select(&cs, 1, INT64_MAX), 0);
 	ck_assert(cs.ok);
 	ck_assert_int_eq(v, 42);
 	ck_assert_ptr_null(t_join(&h));
+	h = t_spawn(pts_recv_g, c);
+	v = 43;
+	ck_assert_int_eq(goro_chan_send(c, &v), 0);
+	ck_assert_int_eq((intptr_t)t_join(&h), 43);
 	goro_chan_free(c);
 }
 END_TEST
