@@ -575,6 +575,32 @@ int goro__stack_grow(struct goro_g *gp, char *addr)
 	return r;
 }
 
+/*
+ * An I/O buffer about to be handed to the kernel (io.c).  By "The EFAULT
+ * trap" a buffer in a live frame is already populated, so this finds
+ * nothing to do in practice; it exists for buffers the runtime places
+ * itself.  In uffd modes the missing part is filled from user mode, down
+ * to the buffer and contiguously up to populated_lo, without a fault.  In
+ * plain mode the kernel demand-pages what a syscall touches: nothing to
+ * do (and nothing is read, which keeps ASan quiet about redzones).
+ */
+void goro__stack_prefault(const void *buf, size_t n)
+{
+	struct goro_g *gp = goro__g_self();
+	const char *lo = buf;
+
+	if (!gp || !n || load_relaxed(&goro__stack_mode_now) == GORO_STACK_PLAIN)
+		return;
+	if (lo + n <= gp->stack.lo || lo >= gp->stack.hi)
+		return;
+	if (lo < gp->stack.lo)
+		lo = gp->stack.lo;
+	if (lo >= gp->stack.populated_lo)
+		return;
+	if (goro__stack_grow(gp, (char *)lo))
+		goro__throw("stack prefault: UFFDIO_COPY failed");
+}
+
 /* ---- Overflow ----------------------------------------------------------- */
 
 /* Async-signal-safe formatting: appends to buf at *n (bounded). */
