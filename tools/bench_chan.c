@@ -37,9 +37,9 @@ static int start_runtime(unsigned maxprocs)
 
 /* ---- chan ------------------------------------------------------------ */
 
+/* Round trips of the ping-pong and yields of the yield baseline; the
+ * pthread baseline, 50 times slower per round, does a fiftieth. */
 #define PINGPONG_ROUNDS 10000000L
-#define YIELD_ROUNDS 10000000L
-#define PTHREAD_ROUNDS 200000L
 
 struct pingpong {
 	struct goro_chan *ping, *pong;
@@ -156,6 +156,7 @@ static double pthread_pingpong_ns(long rounds)
 int bench_chan(void)
 {
 	int runs = bench_runs();
+	long rounds = bench_quick() ? PINGPONG_ROUNDS / 10 : PINGPONG_ROUNDS;
 	double chan[runs], yield[runs], thr[runs];
 	int err;
 	void *res;
@@ -165,21 +166,21 @@ int bench_chan(void)
 	for (int r = 0; r < runs; r++) {
 		struct pingpong p = { goro_chan_make(sizeof(long), 0, &err),
 				      goro_chan_make(sizeof(long), 0, &err),
-				      PINGPONG_ROUNDS };
-		long n = YIELD_ROUNDS;
+				      rounds };
+		long n = rounds;
 
 		if (!p.ping || !p.pong || goro_run(ping_main, &p, &res) < 0 || !res) {
 			fprintf(stderr, "bench chan: ping-pong failed\n");
 			return 1;
 		}
-		chan[r] = (double)(intptr_t)res / (2.0 * PINGPONG_ROUNDS);
+		chan[r] = (double)(intptr_t)res / (2.0 * rounds);
 		goro_chan_free(p.ping);
 		goro_chan_free(p.pong);
 		if (goro_run(yield_main, &n, &res) < 0 || !res)
 			return 1;
 		/* Each of the two Gs yields n times: 2n switches. */
 		yield[r] = (double)(intptr_t)res / (2.0 * n);
-		thr[r] = pthread_pingpong_ns(PTHREAD_ROUNDS);
+		thr[r] = pthread_pingpong_ns(rounds / 50);
 	}
 	goro_shutdown();
 	bench_report("chan_unbuffered_handoff", bench_median(chan, runs), "ns");
