@@ -283,7 +283,8 @@ struct goro_chan *goro_chan_make(size_t elem_size, size_t cap, int *err)
 
 	if (!err)
 		err = &dummy;
-	if (elem_size > CHAN_MAX_ELEM || cap > SIZE_MAX / 2 / (elem_size ? elem_size : 1)) {
+	if (elem_size > CHAN_MAX_ELEM ||
+	    cap > SIZE_MAX / 2 / (elem_size ? elem_size : 1)) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -566,7 +567,8 @@ int goro_select(struct goro_select_case *cases, size_t n, int64_t timeout_ns)
 		if (!cs->chan)
 			continue;	/* never ready, as Go's nil channel */
 		if ((cs->op != GORO_SELECT_SEND && cs->op != GORO_SELECT_RECV) ||
-		    (cs->op == GORO_SELECT_SEND && !cs->elem && cs->chan->elemsize)) {
+		    (cs->op == GORO_SELECT_SEND && !cs->elem &&
+		     cs->chan->elemsize)) {
 			ret = -EINVAL;
 			goto out;
 		}
@@ -619,7 +621,9 @@ int goro_select(struct goro_select_case *cases, size_t n, int64_t timeout_ns)
 		int64_t now = goro__nanotime();
 
 		/* A timeout too large to add means "never" in practice. */
-		s.deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+		s.deadline = INT64_MAX;
+		if (timeout_ns <= INT64_MAX - now)
+			s.deadline = now + timeout_ns;
 	}
 	atomic_store(&s.fn_done, 0);
 	for (i = 0; i < n; i++) {

@@ -191,7 +191,8 @@ struct mutex {
 	struct wq q;			/* waiters, oldest first */
 	uint64_t spare;
 };
-GORO_STATIC_ASSERT(sizeof(struct mutex) <= sizeof(struct goro_mutex), "mutex fits");
+GORO_STATIC_ASSERT(sizeof(struct mutex) <= sizeof(struct goro_mutex),
+		   "mutex fits");
 
 /* Times a mutex entered starvation mode, process-wide (a test hook). */
 static _Atomic uint64_t starve_entries;
@@ -271,7 +272,8 @@ int goro_mutex_lock(struct goro_mutex *mp)
 
 	if (!m)
 		return -EINVAL;
-	if (goro_likely(atomic_compare_exchange_strong(&m->state, &zero, M_LOCKED)))
+	if (goro_likely(atomic_compare_exchange_strong(&m->state, &zero,
+						       M_LOCKED)))
 		return 0;
 	return mutex_lock_slow(m);
 }
@@ -340,7 +342,8 @@ struct rwlock {
 	struct wq rq, wq;		/* waiting readers and writers */
 	uint64_t spare[2];
 };
-GORO_STATIC_ASSERT(sizeof(struct rwlock) <= sizeof(struct goro_rwlock), "rwlock fits");
+GORO_STATIC_ASSERT(sizeof(struct rwlock) <= sizeof(struct goro_rwlock),
+		   "rwlock fits");
 
 /* A waiter on an rwlock is woken only once granted what it asked for. */
 

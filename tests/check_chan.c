@@ -379,7 +379,7 @@ END_TEST
 
 struct cw {
 	struct goro_chan *empty, *full;
-	_Atomic int arrived, recv_closed, send_epipe, other;
+	_Atomic int arrived, recv_closed, send_epipe, sel_closed, other;
 };
 
 static void *cw_receiver(void *arg)
@@ -409,29 +409,41 @@ static void *cw_sender(void *arg)
 	return NULL;
 }
 
-static void *cw_thread_receiver(void *arg)
+/* Waits in select on both channels; `empty` is closed first. */
+static void *cw_selector(void *arg)
 {
-	return cw_receiver(arg);
+	struct cw *w = arg;
+	uint64_t in = 99, out = 2;
+	struct goro_select_case cs[2] = {
+		{ .chan = w->full, .op = GORO_SELECT_SEND, .elem = &out },
+		{ .chan = w->empty, .op = GORO_SELECT_RECV, .elem = &in },
+	};
+
+	atomic_fetch_add(&w->arrived, 1);
+	if (goro_select(cs, 2, -1) == 1 && !cs[1].ok && in == 0)
+		atomic_fetch_add(&w->sel_closed, 1);
+	else
+		atomic_fetch_add(&w->other, 1);
+	return NULL;
 }
 
 static void *cw_main(void *arg)
 {
 	struct cw *w = arg;
-	goro_t hs[2 * CW_N];
-	uint64_t v = 5;
+	goro_t hs[3 * CW_N];
 
-	ck_assert_int_eq(goro_chan_send(w->full, &v), 0);	/* now full */
 	for (int i = 0; i < CW_N; i++) {
-		hs[2 * i] = t_spawn(cw_receiver, w);
-		hs[2 * i + 1] = t_spawn(cw_sender, w);
+		hs[3 * i] = t_spawn(cw_receiver, w);
+		hs[3 * i + 1] = t_spawn(cw_sender, w);
+		hs[3 * i + 2] = t_spawn(cw_selector, w);
 	}
 	/* Let them all reach their wait (they count before waiting). */
-	while (atomic_load(&w->arrived) < 2 * CW_N + 2)
+	while (atomic_load(&w->arrived) < 3 * CW_N + 2)
 		goro_sleep(1000000);
 	goro_sleep(20000000);
 	ck_assert_int_eq(goro_chan_close(w->empty), 0);
 	ck_assert_int_eq(goro_chan_close(w->full), 0);
-	for (int i = 0; i < 2 * CW_N; i++)
+	for (int i = 0; i < 3 * CW_N; i++)
 		t_join(&hs[i]);
 	return NULL;
 }
@@ -440,17 +452,19 @@ START_TEST(test_chan_close_wakes_all)
 {
 	struct cw w = { .empty = t_chan(8, 0), .full = t_chan(8, 1) };
 	pthread_t th[2];
-	uint64_t v;
+	uint64_t v = 5;
 	bool ok;
 
-	/* Two plain threads wait too. */
-	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, cw_thread_receiver, &w), 0);
+	ck_assert_int_eq(goro_chan_send(w.full, &v), 0);	/* now full */
+	/* Two plain threads wait too: a receiver and a selector. */
+	ck_assert_int_eq(pthread_create(&th[0], NULL, cw_receiver, &w), 0);
+	ck_assert_int_eq(pthread_create(&th[1], NULL, cw_selector, &w), 0);
 	t_run(cw_main, &w);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	ck_assert_int_eq(atomic_load(&w.other), 0);
-	ck_assert_int_eq(atomic_load(&w.recv_closed), CW_N + 2);
+	ck_assert_int_eq(atomic_load(&w.recv_closed), CW_N + 1);
+	ck_assert_int_eq(atomic_load(&w.sel_closed), CW_N + 1);
 	ck_assert_int_eq(atomic_load(&w.send_epipe), CW_N);
 	/* The element buffered before the close is still there. */
 	ck_assert_int_eq(goro_chan_recv(w.full, &v, &ok), 0);
