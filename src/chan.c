@@ -512,26 +512,30 @@ static int cmp_chan(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Sleeps a plain thread until the select is won (returns) or times out. */
+/* Sleeps a plain thread until the select is won (returns) or times out.
+ * Preserves errno, which a timed-out FUTEX_WAIT sets. */
 static void sel_sleep_thread(struct sel *s)
 {
+	int saved_errno = errno;
+
 	for (;;) {
 		int64_t left = -1;
 		if (load_acquire(&s->w.futex))
-			return;
+			break;
 		if (s->timed && load_relaxed(&s->w.done) == 0) {
 			left = s->deadline - goro__nanotime();
 			if (left <= 0) {
 				int32_t zero = 0;
 				if (atomic_compare_exchange_strong(&s->w.done, &zero,
 								   SEL_TIMEOUT))
-					return;
+					break;
 				/* A case won: its waker is about to wake us. */
 				left = -1;
 			}
 		}
 		goro__futex_wait(&s->w.futex, 0, left);
 	}
+	errno = saved_errno;
 }
 
 int goro_select(struct goro_select_case *cases, size_t n, int64_t timeout_ns)

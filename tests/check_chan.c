@@ -675,13 +675,16 @@ static void *timeout_main(void *arg)
 	return NULL;
 }
 
-/* The timeout fires (not early) on a G and on a plain thread. */
+/* The timeout fires (not early) on a G and on a plain thread, and the
+ * plain thread's errno is left alone. */
 START_TEST(test_select_timeout_fires)
 {
 	struct goro_chan *c = t_chan(sizeof(int), 0);
 
 	ck_assert_ptr_null(t_run(timeout_main, c));
+	errno = 0;
 	ck_assert_ptr_null(timeout_main(c));
+	ck_assert_int_eq(errno, 0);	/* the goro_ API never writes errno */
 	goro_chan_free(c);
 }
 END_TEST
