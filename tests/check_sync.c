@@ -252,6 +252,76 @@ START_TEST(test_rwlock_exclusion)
 }
 END_TEST
 
+/*
+ * A waiting writer holds back new readers (so readers cannot starve it),
+ * and its unlock admits the readers that queued meanwhile.  On one M a G
+ * that bumped `arrived` and let the main G run again has parked.
+ */
+struct wpref {
+	struct goro_rwlock l;
+	_Atomic int arrived, writer_done, readers_done;
+};
+
+static void *wpref_writer(void *arg)
+{
+	struct wpref *w = arg;
+
+	atomic_fetch_add(&w->arrived, 1);
+	goro_rwlock_wrlock(&w->l);
+	atomic_store(&w->writer_done, 1);
+	goro_rwlock_wrunlock(&w->l);
+	return NULL;
+}
+
+static void *wpref_reader(void *arg)
+{
+	struct wpref *w = arg;
+
+	atomic_fetch_add(&w->arrived, 1);
+	goro_rwlock_rdlock(&w->l);
+	/* The writer queued first, so it went first. */
+	if (atomic_load(&w->writer_done))
+		atomic_fetch_add(&w->readers_done, 1);
+	goro_rwlock_rdunlock(&w->l);
+	return NULL;
+}
+
+static void *wpref_main(void *arg)
+{
+	struct wpref *w = arg;
+	goro_t hw, hr[3];
+	long bad = 0;
+
+	goro_rwlock_rdlock(&w->l);
+	hw = t_spawn(wpref_writer, w);
+	while (atomic_load(&w->arrived) < 1)
+		goro_yield();
+	if (goro_rwlock_tryrdlock(&w->l) != -EBUSY)
+		bad++;
+	for (int i = 0; i < 3; i++) {
+		hr[i] = t_spawn(wpref_reader, w);
+		while (atomic_load(&w->arrived) < i + 2)
+			goro_yield();
+	}
+	if (atomic_load(&w->writer_done))
+		bad++;
+	goro_rwlock_rdunlock(&w->l);
+	t_join(&hw);
+	for (int i = 0; i < 3; i++)
+		t_join(&hr[i]);
+	if (atomic_load(&w->readers_done) != 3)
+		bad++;
+	return (void *)bad;
+}
+
+START_TEST(test_rwlock_waiting_writer_blocks_readers)
+{
+	struct wpref w = { .l = GORO_RWLOCK_INIT };
+
+	ck_assert_ptr_null(t_run(wpref_main, &w));
+}
+END_TEST
+
 START_TEST(test_rwlock_errors)
 {
 	struct goro_rwlock l = GORO_RWLOCK_INIT;
@@ -631,8 +701,9 @@ static Suite *sync_suite(void)
 	tcase_add_test(tc, test_mutex_counter_exact);
 	tcase_add_test(tc, test_mutex_errors);
 
-	tc = t_tcase(s, "Starvation", t_setup_1, TIMEOUT);
+	tc = t_tcase(s, "OneM", t_setup_1, TIMEOUT);
 	tcase_add_test(tc, test_mutex_starvation_mode_engages);
+	tcase_add_test(tc, test_rwlock_waiting_writer_blocks_readers);
 	tcase_add_test(tc, test_mutex_counter_exact);
 
 	tc = t_tcase(s, "Others", t_setup_2, TIMEOUT);
