@@ -1074,23 +1074,44 @@ static void *g_efault(void *arg)
 
 G_TEST(test_io_bad_pointer_efault, g_efault)
 
+/* A bad page, a pipe with "abc" in it and a file holding "0123456789":
+ * what the EFAULT tests below work on. */
+struct efault_env {
+	char *bad;
+	int p[2], fd;
+};
+
+static void efault_open(struct efault_env *e)
+{
+	e->bad = bad_page();
+	xpipe(e->p);
+	e->fd = tfile("e");
+	ck_ret(goro_pwrite(e->fd, "0123456789", 10, 0), 10);
+	ck_ret(goro_write(e->p[1], "abc", 3), 3);
+}
+
+static void efault_close(struct efault_env *e)
+{
+	close(e->p[0]);
+	close(e->p[1]);
+	close(e->fd);
+	munmap(e->bad, 4096);
+}
+
 /* The iovec array itself unreadable: EFAULT, not a crash. */
 static void *g_efault_iov_array(void *arg)
 {
-	char *bad = bad_page();
-	int p[2], fd = tfile("e");
+	struct efault_env e;
+	struct iovec *bad;
 
 	(void)arg;
-	xpipe(p);
-	ck_ret(goro_write(p[1], "abc", 3), 3);
-	ck_errno(goro_readv(p[0], (struct iovec *)bad, 1), EFAULT);
-	ck_errno(goro_writev(p[1], (struct iovec *)bad, 1), EFAULT);
-	ck_errno(goro_preadv(fd, (struct iovec *)bad, 1, 0), EFAULT);
-	ck_errno(goro_pwritev(fd, (struct iovec *)bad, 1, 0), EFAULT);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	munmap(bad, 4096);
+	efault_open(&e);
+	bad = (struct iovec *)e.bad;
+	ck_errno(goro_readv(e.p[0], bad, 1), EFAULT);
+	ck_errno(goro_writev(e.p[1], bad, 1), EFAULT);
+	ck_errno(goro_preadv(e.fd, bad, 1, 0), EFAULT);
+	ck_errno(goro_pwritev(e.fd, bad, 1, 0), EFAULT);
+	efault_close(&e);
 	return NULL;
 }
 
@@ -1099,19 +1120,13 @@ G_TEST(test_io_efault_iov_array, g_efault_iov_array)
 /* splice's offsets are passed by pointer: an unreadable one is EFAULT. */
 static void *g_splice_bad_offset(void *arg)
 {
-	char *bad = bad_page();
-	int p[2], fd = tfile("e");
+	struct efault_env e;
 
 	(void)arg;
-	xpipe(p);
-	ck_ret(goro_pwrite(fd, "0123456789", 10, 0), 10);
-	ck_ret(goro_write(p[1], "x", 1), 1);
-	ck_errno(goro_splice(fd, (off_t *)bad, p[1], NULL, 4, 0), EFAULT);
-	ck_errno(goro_splice(p[0], NULL, fd, (off_t *)bad, 1, 0), EFAULT);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	munmap(bad, 4096);
+	efault_open(&e);
+	ck_errno(goro_splice(e.fd, (off_t *)e.bad, e.p[1], NULL, 4, 0), EFAULT);
+	ck_errno(goro_splice(e.p[0], NULL, e.fd, (off_t *)e.bad, 1, 0), EFAULT);
+	efault_close(&e);
 	return NULL;
 }
 
