@@ -90,9 +90,12 @@
  * MADV_DONTNEED (which makes them missing again, so the next touch faults
  * into our handler; no uffd event is enabled, so it cannot block).  A slot
  * handed back with goro__stack_release is trimmed the same way and goes on
- * its class's free list: a free slot holds exactly its top page, so the
- * pool costs at most one page per slot the program ever had alive at
- * once.
+ * its class's free list, keeping its top page, up to WARM_MAX slots per
+ * class; beyond that the slot goes cold: its top page is released as
+ * well and a per-chunk bitmap (chunk_cold) marks it, so that the fault
+ * handlers never read a descriptor that is not there.  With g.c's own
+ * caches in front, a burst of a million Gs leaves a few thousand pages
+ * committed afterwards, not a million.
  *
  * Locking: arena.lock protects the per-class carving state and free
  * lists.  chunk_cls and chunk_carved are written under the lock and read
@@ -124,6 +127,7 @@
 #define AHEAD_MIN (4 * GORO_PAGE)	/* smallest growth batch */
 #define AHEAD_MAX (64 * GORO_PAGE)	/* largest growth batch */
 #define FREE_CLS_UNSET 0xff
+#define WARM_MAX 256			/* free slots per class keeping a page */
 
 _Atomic int goro__stack_mode_now = GORO_STACK_PLAIN;
 struct goro__stack_counters goro__stack_ctr;
@@ -141,10 +145,18 @@ static struct {
 	 * whose index is below this has a valid descriptor page.  Written
 	 * under the lock (release) after the slot is set up. */
 	_Atomic uint32_t chunk_carved[MAX_CHUNKS];
+	/* One bit per slot of the chunk: set while the slot is cold (its
+	 * top page released too, so it has no descriptor to read).  The
+	 * bitmap is allocated before the chunk gets its class; bits are
+	 * written under the lock (release) and read by the fault handlers
+	 * (acquire). */
+	_Atomic uint64_t *chunk_cold[MAX_CHUNKS];
 	struct {
 		long chunk;		/* chunk being carved, -1 = none [A] */
-		struct goro_g *free;	/* free slots, via schedlink [A] */
+		struct goro_g *free;	/* warm free slots, via schedlink [A] */
 		uint64_t nfree;		/* [A] */
+		char **cold;		/* cold free slots (their first byte) [A] */
+		size_t ncold, cold_cap;	/* [A] */
 	} cls[NCLS];
 	/* How guard zones are made: 2 = MADV_GUARD_INSTALL, 1 = mprotect
 	 * (plain mode on kernels before 6.13), 0 = left missing in the uffd
@@ -203,6 +215,9 @@ struct goro_g *goro__stack_slot_of(const void *addr)
 	idx = (off & (CHUNK - 1)) / ssz;
 	if (idx >= atomic_load_explicit(&arena.chunk_carved[ci],
 					memory_order_acquire))
+		return NULL;
+	if (atomic_load_explicit(&arena.chunk_cold[ci][idx / 64],
+				 memory_order_acquire) & ((uint64_t)1 << (idx % 64)))
 		return NULL;
 	char *hi = arena.base + (ci << CHUNK_SHIFT) + (idx + 1) * ssz;
 	return (struct goro_g *)((uintptr_t)(hi - sizeof(struct goro_g)) &
@@ -397,6 +412,21 @@ static void init_desc(struct goro_g *gp, char *slot, uint32_t cls)
 	gp->stack.peak = GORO_PAGE;
 }
 
+/* Sets or clears the cold bit of the slot starting at `slot`. */
+static void set_cold(char *slot, uint32_t cls, bool cold)
+{
+	size_t off = (size_t)(slot - arena.base);
+	size_t ci = off >> CHUNK_SHIFT, idx = (off & (CHUNK - 1)) / cls_size(cls);
+	uint64_t bit = (uint64_t)1 << (idx % 64);
+
+	if (cold)
+		atomic_fetch_or_explicit(&arena.chunk_cold[ci][idx / 64], bit,
+					 memory_order_release);
+	else
+		atomic_fetch_and_explicit(&arena.chunk_cold[ci][idx / 64], ~bit,
+					  memory_order_release);
+}
+
 /* Carves a new slot of class cls.  arena.lock must be held; drops it. */
 static struct goro_g *carve_locked(uint32_t cls, int *err)
 {
@@ -413,7 +443,15 @@ static struct goro_g *carve_locked(uint32_t cls, int *err)
 			*err = -ENOMEM;
 			return NULL;
 		}
-		ci = (long)arena.nchunks++;
+		ci = (long)arena.nchunks;
+		arena.chunk_cold[ci] = calloc((per_chunk + 63) / 64,
+					      sizeof(uint64_t));
+		if (!arena.chunk_cold[ci]) {
+			goro__unlock(&arena.lock);
+			*err = -ENOMEM;
+			return NULL;
+		}
+		arena.nchunks++;
 		arena.cls[cls].chunk = ci;
 		atomic_store_explicit(&arena.chunk_cls[ci], (uint8_t)cls,
 				      memory_order_release);
@@ -470,6 +508,29 @@ struct goro_g *goro__stack_alloc(size_t size, int *err)
 		gp->stack.populated_lo = plo;	/* trimmed: the top page */
 		return gp;
 	}
+	if (arena.cls[cls].ncold) {
+		char *slot = arena.cls[cls].cold[--arena.cls[cls].ncold];
+		size_t ssz = cls_size(cls);
+		int r;
+
+		goro__unlock(&arena.lock);
+		/* Ours now; the handlers ignore it until the bit clears. */
+		r = commit_top_page(slot + ssz);
+		if (r) {
+			goro__lock(&arena.lock);
+			arena.cls[cls].cold[arena.cls[cls].ncold++] = slot;
+			goro__unlock(&arena.lock);
+			*err = r;
+			return NULL;
+		}
+		gp = (struct goro_g *)((uintptr_t)(slot + ssz - sizeof *gp) &
+				       ~(uintptr_t)63);
+		init_desc(gp, slot, cls);
+		set_cold(slot, cls, false);
+		atomic_fetch_add_explicit(&goro__stack_ctr.pages_populated, 1,
+					  memory_order_relaxed);
+		return gp;
+	}
 	return carve_locked(cls, err);
 }
 
@@ -509,6 +570,10 @@ void goro__stack_trim(struct goro_g *gp)
 		plo = lowest_resident(gp->stack.lo, keep_lo, &n);
 		if (plo >= keep_lo)
 			return;
+		/* The kernel populated them behind our back: count them now,
+		 * so that populated - released stays what is committed. */
+		atomic_fetch_add_explicit(&goro__stack_ctr.pages_populated, n,
+					  memory_order_relaxed);
 	} else {
 		if (plo >= keep_lo)
 			return;
@@ -525,12 +590,40 @@ void goro__stack_trim(struct goro_g *gp)
 				  memory_order_relaxed);
 }
 
+/* Bounds the pool: the first WARM_MAX free slots of a class keep their
+ * top page (a reused G then costs no fault at all); beyond that a slot
+ * goes cold: its top page is released too, and its cold bit tells the
+ * fault handlers that it has no descriptor to read. */
 void goro__stack_release(struct goro_g *gp)
 {
 	uint32_t cls = gp->stack.cls;
+	char *slot = gp->stack.guard_lo, *hi = gp->stack.hi;
 
 	goro__stack_trim(gp);
 	goro__lock(&arena.lock);
+	if (arena.cls[cls].nfree < WARM_MAX)
+		goto warm;
+	if (arena.cls[cls].ncold == arena.cls[cls].cold_cap) {
+		size_t cap = arena.cls[cls].cold_cap ? 2 * arena.cls[cls].cold_cap : 1024;
+		char **c = realloc(arena.cls[cls].cold, cap * sizeof *c);
+
+		if (!c)
+			goto warm;	/* keep the page rather than lose the slot */
+		arena.cls[cls].cold = c;
+		arena.cls[cls].cold_cap = cap;
+	}
+	/* Under the lock, so that no allocation can take the slot before
+	 * its page is gone.  The bit first: from here on the descriptor may
+	 * vanish. */
+	set_cold(slot, cls, true);
+	if (madvise(hi - KEEP, KEEP, MADV_DONTNEED))
+		goro__throw("stack release: madvise(MADV_DONTNEED) failed");
+	arena.cls[cls].cold[arena.cls[cls].ncold++] = slot;
+	goro__unlock(&arena.lock);
+	atomic_fetch_add_explicit(&goro__stack_ctr.pages_released, KEEP / GORO_PAGE,
+				  memory_order_relaxed);
+	return;
+warm:
 	gp->schedlink = arena.cls[cls].free;
 	arena.cls[cls].free = gp;
 	arena.cls[cls].nfree++;
