@@ -809,16 +809,14 @@ ssize_t goro_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out,
 	enum route rt = file_route(IORING_OP_SPLICE);
 	int64_t r;
 
-	if (rt == RING && (!off_in || *off_in >= 0) && (!off_out || *off_out >= 0)) {
-		/* The ring takes offsets by value and does not move them. */
-		io_uring_prep_splice(&sqe, fd_in, off_in ? *off_in : -1, fd_out,
-				     off_out ? *off_out : -1,
+	/* The ring takes offsets by value and does not move them, and a bad
+	 * offset pointer must give EFAULT, not a crash here: a splice with
+	 * offsets (a file on one side, which the ring would give to an io-wq
+	 * thread anyway) is the plain call through the hand-off. */
+	if (rt == RING && !off_in && !off_out) {
+		io_uring_prep_splice(&sqe, fd_in, -1, fd_out, -1,
 				     (unsigned)(len < MAX_RW ? len : MAX_RW), flags);
 		r = ring(&sqe, fd_in, deadline());
-		if (r > 0 && off_in)
-			*off_in += r;
-		if (r > 0 && off_out)
-			*off_out += r;
 		return posix_ret(r);
 	}
 	return posix_ret(sysc(rt == RING ? BLOCK : rt, SYS_splice, fd_in, (long)off_in,

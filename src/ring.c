@@ -70,9 +70,9 @@
  * whose fdbusy counter for the fd is non-zero to submit
  * ASYNC_CANCEL(fd, ALL), and waits until each has reaped its cancel's
  * CQE; only then is the fd closed, so the cancel cannot hit a new file
- * that reused the number.  The ring records the fd in close_hist so that
- * the cancelled ops (-ECANCELED, or -512 later from io-wq) fail with
- * -EBADF instead of being re-issued.
+ * that reused the number.  The cancelled ops (-ECANCELED, or -512 later
+ * from io-wq, told apart by rg->close_gen) fail with -EBADF instead of
+ * being re-issued (see op_result).
  *
  * Waking an idle M.  An idle M sleeps in io_uring_enter(GETEVENTS, 1) on
  * its own ring (netpoll.c, "Sleeping Ms", has the flag protocol and its
@@ -117,7 +117,6 @@
 #define DEFAULT_ENTRIES	256
 #define BATCH		32	/* SQEs that make the scheduler poll at once */
 #define FDBUSY_N	256	/* buckets of in-flight ops per fd (fd % N) */
-#define CLOSE_HIST	16
 #define CHUNK		128
 #define RES_RETRY	INT32_MIN
 
@@ -131,7 +130,8 @@ struct req {
 	uint8_t ncqe;			/* CQEs still to come */
 	bool timed_out;			/* the linked timeout fired */
 	bool noretry;
-	uint32_t close_seq;		/* rg->close_seq at submission */
+	bool handoff;			/* cancelled by goro__ring_enter_block */
+	uint32_t close_gen;		/* rg->close_gen[fd bucket] at submission */
 	int64_t deadline;		/* 0 = none */
 	struct __kernel_timespec ts;	/* read by the kernel at submission */
 };
@@ -167,9 +167,8 @@ struct goro__ring {
 	struct goro__lock xlock;
 	struct xcancel *xq;		/* [xlock] */
 	_Atomic uint32_t xpending;	/* xq is not empty (hint) */
-	/* Fds recently cancelled by a close; owner only. */
-	uint32_t close_seq;
-	int32_t close_hist[CLOSE_HIST];
+	/* Closes seen per fd bucket (fd % FDBUSY_N); owner only. */
+	uint32_t close_gen[FDBUSY_N];
 	/* Ops in flight per fd bucket: owner writes, closers read. */
 	_Atomic uint32_t fdbusy[FDBUSY_N];
 	/* Wake-up method 3. */
@@ -454,31 +453,31 @@ static void fdbusy_add(struct goro__ring *rg, int fd, int d)
 					  memory_order_release);
 }
 
-/* True if fd was cancelled by a close since the request was submitted. */
+/* True if a close of an fd in rq's bucket was processed since rq was
+ * submitted (maybe another fd of the bucket: see op_result). */
 static bool closed_since(struct goro__ring *rg, struct req *rq)
 {
-	uint32_t n = rg->close_seq - rq->close_seq;
-
-	if (n == 0 || rq->fd < 0)
-		return false;
-	if (n > CLOSE_HIST)	/* history lost: ask the kernel */
-		return fcntl(rq->fd, F_GETFD) < 0;
-	for (uint32_t s = rq->close_seq; s != rg->close_seq; s++)
-		if (rg->close_hist[(s + 1) % CLOSE_HIST] == rq->fd)
-			return true;
-	return false;
+	return rq->fd >= 0 && rg->close_gen[rq->fd % FDBUSY_N] != rq->close_gen;
 }
 
-/* The result a G sees for its op's CQE. */
+/*
+ * The result a G sees for its op's CQE.  Only three things cancel or
+ * interrupt an op: its linked timeout, goro__ring_enter_block (flagged in
+ * the record) and a close of its fd (xq_run).  So a -ECANCELED that is
+ * neither of the first two is a close.  -EINTR and -512..-516 (ERESTARTSYS
+ * and friends, leaked by io-wq workers) may also come from elsewhere; they
+ * mean a close only if a close of that fd bucket happened meanwhile.
+ */
 static int32_t op_result(struct goro__ring *rg, struct req *rq, int32_t res)
 {
 	if (goro_likely(res >= 0))
 		return res;
 	if (res == -ECANCELED || res == -EINTR || (res <= -512 && res >= -516)) {
-		/* -512..-516: ERESTARTSYS and friends, leaked by io-wq. */
 		if (rq->timed_out || (rq->deadline && goro__nanotime() >= rq->deadline))
 			return -ETIMEDOUT;
-		if (closed_since(rg, rq))
+		if (rq->handoff)
+			return RES_RETRY;
+		if (res == -ECANCELED || closed_since(rg, rq))
 			return -EBADF;
 		return rq->noretry ? -EINTR : RES_RETRY;
 	}
@@ -574,8 +573,7 @@ static void xq_run(struct goro__ring *rg)
 		struct xcancel *next = xc->next;
 		struct io_uring_sqe *sqe = sqe_get(rg, 1);
 
-		rg->close_seq++;
-		rg->close_hist[rg->close_seq % CLOSE_HIST] = xc->fd;
+		rg->close_gen[xc->fd % FDBUSY_N]++;
 		io_uring_prep_cancel_fd(sqe, xc->fd, IORING_ASYNC_CANCEL_ALL);
 		sqe->user_data = (uint64_t)(uintptr_t)xc | TAG_XC;
 		xc = next;
@@ -711,7 +709,8 @@ int64_t goro__ring_call(const struct io_uring_sqe *tmpl, int fd,
 		rq->ncqe = 1;
 		rq->timed_out = false;
 		rq->noretry = flags & RING_NORETRY;
-		rq->close_seq = rg->close_seq;
+		rq->handoff = false;
+		rq->close_gen = fd >= 0 ? rg->close_gen[fd % FDBUSY_N] : 0;
 		rq->deadline = deadline;
 		rq->op = tmpl->opcode;
 		live_add(rg, rq);
@@ -766,6 +765,7 @@ void goro__ring_enter_block(struct goro__iom *iom)
 
 		if (!reissuable(rq->op))
 			continue;
+		rq->handoff = true;
 		sqe = sqe_get(rg, 1);
 		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)rq | TAG_OP, 0);
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
