@@ -1398,6 +1398,19 @@ static void *g_deadline_sockets(void *arg)
 	ck_ret(goro_recv(sv[0], buf, sizeof(buf), 0), 4);
 	ck_assert_mem_eq(buf, "sock", 4);
 
+	/* A send into a full socket times out and sends nothing. */
+	size_t filled = 0, drained = 0;
+	ssize_t w;
+	while ((w = send(sv[0], buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		filled += (size_t)w;
+	ck_assert_int_eq(get_errno(), EAGAIN);
+	ck_ret(goro_set_deadline(goro_now() + 20 * 1000000), 0);
+	ck_errno(goro_send(sv[0], "!", 1, 0), ETIMEDOUT);
+	ck_ret(goro_set_deadline(0), 0);
+	while ((w = recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		drained += (size_t)w;
+	ck_assert_uint_eq(drained, filled);
+
 	ta.lfd = tcp_listener(&ta.sa);
 	ck_ret(goro_set_deadline(goro_now() + 20 * 1000000), 0);
 	ck_errno(goro_accept(ta.lfd, NULL, NULL), ETIMEDOUT);
@@ -1426,8 +1439,12 @@ G_TEST(test_io_deadline_sockets, g_deadline_sockets)
 #define RACE_BYTES 3000
 
 struct race {
-	int p[2];
+	int p[2];		/* a pipe, or a socketpair if sock */
+	bool sock;
+	int nbytes;
+	uint32_t seed;
 	_Atomic int timeouts;
+	struct goro_wg *wg;	/* done once by the reader and the writer */
 };
 
 static void *g_race_writer(void *arg)
@@ -1435,13 +1452,13 @@ static void *g_race_writer(void *arg)
 	struct race *r = arg;
 	unsigned char chunk[16];
 	int sent = 0;
-	uint32_t x = 12345;
+	uint32_t x = r->seed;
 
-	while (sent < RACE_BYTES) {
+	while (sent < r->nbytes) {
 		x = x * 1103515245 + 12345;
 		int n = 1 + (int)((x >> 16) % 13);
-		if (n > RACE_BYTES - sent)
-			n = RACE_BYTES - sent;
+		if (n > r->nbytes - sent)
+			n = r->nbytes - sent;
 		for (int i = 0; i < n; i++)
 			chunk[i] = (unsigned char)((sent + i) % 251);
 		write_full(r->p[1], chunk, (size_t)n);
@@ -1449,25 +1466,24 @@ static void *g_race_writer(void *arg)
 		/* 0 to 3 ms pauses, so that deadlines fire between pieces. */
 		ck_ret(goro_sleep((int64_t)((x >> 8) % 4) * 1000000), 0);
 	}
+	if (r->wg)
+		t_ok(goro_wg_done(r->wg));
 	return NULL;
 }
 
-static void *g_deadline_race(void *arg)
+/* Reads r->nbytes with 1 ms deadlines, checking every byte. */
+static void race_read(struct race *r)
 {
-	struct race r = { .timeouts = 0 };
 	unsigned char buf[7];
 	int got = 0;
-	goro_t h;
 
-	(void)arg;
-	xpipe(r.p);
-	spawn(&h, g_race_writer, &r);
-	while (got < RACE_BYTES) {
+	while (got < r->nbytes) {
 		ck_ret(goro_set_deadline(goro_now() + 1000000), 0);
-		ssize_t n = goro_read(r.p[0], buf, sizeof(buf));
+		ssize_t n = r->sock ? goro_recv(r->p[0], buf, sizeof(buf), 0)
+				    : goro_read(r->p[0], buf, sizeof(buf));
 		if (n < 0) {
 			ck_assert_msg(get_errno() == ETIMEDOUT, "read: %s", ename(get_errno()));
-			r.timeouts++;
+			r->timeouts++;
 			continue;
 		}
 		ck_assert_int_gt(n, 0);
@@ -1478,6 +1494,18 @@ static void *g_deadline_race(void *arg)
 		got += (int)n;
 	}
 	ck_ret(goro_set_deadline(0), 0);
+}
+
+static void *g_deadline_race(void *arg)
+{
+	struct race r = { .nbytes = RACE_BYTES, .seed = 12345 };
+	unsigned char buf[8];
+	goro_t h;
+
+	(void)arg;
+	xpipe(r.p);
+	spawn(&h, g_race_writer, &r);
+	race_read(&r);
 	join(&h);
 	/* Nothing extra is left behind. */
 	ck_ret(goro_close(r.p[1]), 0);
@@ -1489,6 +1517,56 @@ static void *g_deadline_race(void *arg)
 
 G_TEST(test_io_deadline_every_byte_once, g_deadline_race)
 
+/* The same race on 200 pipes and socketpairs at once: many cancels in
+ * flight together, on both Ms. */
+#define RACES 200
+
+static void *g_race_reader(void *arg)
+{
+	struct race *r = arg;
+
+	race_read(r);
+	t_ok(goro_wg_done(r->wg));
+	return NULL;
+}
+
+static void *g_deadline_race_many(void *arg)
+{
+	static struct race rs[RACES];
+	struct goro_wg wg = GORO_WG_INIT;
+	long timeouts = 0;
+
+	(void)arg;
+	t_ok(goro_wg_add(&wg, 2 * RACES));
+	for (int i = 0; i < RACES; i++) {
+		struct race *r = &rs[i];
+		memset(r, 0, sizeof(*r));
+		r->sock = i % 2;
+		r->nbytes = 300;
+		r->seed = (uint32_t)i * 7919 + 1;
+		r->wg = &wg;
+		if (r->sock)
+			xsocketpair(r->p);
+		else
+			xpipe(r->p);
+		t_ok(goro_spawn(NULL, g_race_reader, r, NULL));
+		t_ok(goro_spawn(NULL, g_race_writer, r, NULL));
+	}
+	t_ok(goro_wg_wait(&wg));
+	for (int i = 0; i < RACES; i++) {
+		char c;
+		timeouts += rs[i].timeouts;
+		/* Nothing extra follows the last byte. */
+		close(rs[i].p[1]);
+		ck_ret(goro_read(rs[i].p[0], &c, 1), 0);
+		close(rs[i].p[0]);
+	}
+	ck_assert_msg(timeouts > 0, "no deadline fired: the test tested nothing");
+	return NULL;
+}
+
+G_TEST(test_io_deadline_race_many, g_deadline_race_many)
+
 START_TEST(test_io_deadline_needs_g)
 {
 	ck_assert_int_eq(goro_set_deadline(goro_now() + 1000), -EPERM);
@@ -1499,7 +1577,7 @@ END_TEST
 /*  Close wakes a blocked G                                              */
 /* ===================================================================== */
 
-enum blocked_call { B_READ, B_RECV, B_ACCEPT, B_POLL };
+enum blocked_call { B_READ, B_RECV, B_ACCEPT, B_POLL, B_SEND };
 
 struct closer {
 	int fd;
@@ -1523,6 +1601,10 @@ static void *g_blocked(void *arg)
 		break;
 	case B_ACCEPT:
 		ck_errno(goro_accept(c->fd, NULL, NULL), EBADF);
+		break;
+	case B_SEND:
+		/* The socket is full: the send waits for room. */
+		ck_errno(goro_send(c->fd, buf, sizeof(buf), 0), EBADF);
 		break;
 	case B_POLL:
 		/* poll(2) on a closed fd: POLLNVAL, or EBADF from goro. */
@@ -1574,6 +1656,15 @@ static void *g_close_wakes(void *arg)
 	ck_assert_mem_eq(buf, "new", 3);
 	fd = q[0];
 	close_while_blocked(fd, B_POLL);
+
+	/* A sender blocked on a full socket. */
+	int sv2[2];
+	xsocketpair(sv2);
+	while (send(sv2[0], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+	ck_assert_int_eq(get_errno(), EAGAIN);
+	close_while_blocked(sv2[0], B_SEND);
+	close(sv2[1]);
 	close(q[1]);
 	close(p[1]);
 	close(sv[1]);
@@ -2277,6 +2368,7 @@ static Suite *suite_io(void)
 	tcase_add_test(tc, test_io_deadline_pipe);
 	tcase_add_test(tc, test_io_deadline_sockets);
 	tcase_add_test(tc, test_io_deadline_every_byte_once);
+	tcase_add_test(tc, test_io_deadline_race_many);
 	tcase_add_test(tc, test_io_deadline_needs_g);
 	tcase_add_test(tc, test_io_close_wakes_blocked);
 
