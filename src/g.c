@@ -25,6 +25,11 @@
 
 #define sched goro__sched
 
+/* Read without the owner's lock by goro_stats and the allocation hint:
+ * relaxed atomic loads and stores (plain moves on x86) keep that defined. */
+#define rd(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define wr(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 #define P_GFREE_MAX 64
 #define GLOBAL_GFREE_MAX 4096
 #define GOID_BATCH 16
@@ -45,22 +50,23 @@ struct goro_g *goro__g_alloc(struct goro_p *pp, size_t stack_size, int *err)
 		if (pp && pp->gfree) {
 			gp = pp->gfree;
 			pp->gfree = gp->schedlink;
-			pp->ngfree--;
+			wr(pp->ngfree, pp->ngfree - 1);
 			return gp;
 		}
-		if (sched.gfree) {	/* racy hint; checked again under the lock */
+		/* A racy hint, checked again under the lock. */
+		if (rd(sched.gfree)) {
 			goro__lock(&sched.gflock);
 			/* Take a batch into the P's cache while we are here. */
 			while (sched.gfree && (!gp || (pp && pp->ngfree < P_GFREE_MAX / 2))) {
 				struct goro_g *g = sched.gfree;
-				sched.gfree = g->schedlink;
-				sched.ngfree--;
+				wr(sched.gfree, g->schedlink);
+				wr(sched.ngfree, sched.ngfree - 1);
 				if (!gp) {
 					gp = g;
 				} else {
 					g->schedlink = pp->gfree;
 					pp->gfree = g;
-					pp->ngfree++;
+					wr(pp->ngfree, pp->ngfree + 1);
 				}
 			}
 			goro__unlock(&sched.gflock);
@@ -88,14 +94,15 @@ void goro__g_free(struct goro_p *pp, struct goro_g *gp)
 	if (pp) {
 		gp->schedlink = pp->gfree;
 		pp->gfree = gp;
-		if (++pp->ngfree < P_GFREE_MAX)
+		wr(pp->ngfree, pp->ngfree + 1);
+		if (pp->ngfree < P_GFREE_MAX)
 			return;
 		/* Move half of the cache to the global list. */
 		goro__lock(&sched.gflock);
 		while (pp->ngfree > P_GFREE_MAX / 2) {
 			struct goro_g *g = pp->gfree;
 			pp->gfree = g->schedlink;
-			pp->ngfree--;
+			wr(pp->ngfree, pp->ngfree - 1);
 			if (sched.ngfree >= GLOBAL_GFREE_MAX) {
 				goro__unlock(&sched.gflock);
 				release_slot(g);
@@ -103,8 +110,8 @@ void goro__g_free(struct goro_p *pp, struct goro_g *gp)
 				continue;
 			}
 			g->schedlink = sched.gfree;
-			sched.gfree = g;
-			sched.ngfree++;
+			wr(sched.gfree, g);
+			wr(sched.ngfree, sched.ngfree + 1);
 		}
 		goro__unlock(&sched.gflock);
 		return;
@@ -112,8 +119,8 @@ void goro__g_free(struct goro_p *pp, struct goro_g *gp)
 	goro__lock(&sched.gflock);
 	if (sched.ngfree < GLOBAL_GFREE_MAX) {
 		gp->schedlink = sched.gfree;
-		sched.gfree = gp;
-		sched.ngfree++;
+		wr(sched.gfree, gp);
+		wr(sched.ngfree, sched.ngfree + 1);
 		gp = NULL;
 	}
 	goro__unlock(&sched.gflock);

@@ -30,23 +30,33 @@
 
 #define SPIN_TRIES 100
 
+/* The futex calls preserve errno: they run inside goro_ calls, which
+ * promise never to change it (a contended lock's EAGAIN must not leak). */
 int goro__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
 {
 	struct timespec ts, *tsp = NULL;
+	int saved = errno, r = 0;
+
 	if (ns >= 0) {
 		ts.tv_sec = ns / 1000000000;
 		ts.tv_nsec = ns % 1000000000;
 		tsp = &ts;
 	}
 	if (syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0) < 0)
-		return -errno;
-	return 0;
+		r = -errno;
+	errno = saved;
+	return r;
 }
 
 int goro__futex_wake(_Atomic uint32_t *addr, int n)
 {
+	int saved = errno;
 	long r = syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-	return r < 0 ? -errno : (int)r;
+
+	if (r < 0)
+		r = -errno;
+	errno = saved;
+	return (int)r;
 }
 
 void goro__lock(struct goro__lock *l)

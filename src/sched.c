@@ -1029,8 +1029,9 @@ static void schedtrace(int64_t start)
 		struct goro_m *owner = pp->m;
 		uint32_t st = load_relaxed(&pp->status);
 		snprintf(buf, sizeof buf, "  P%u: status=%s schedtick=%u syscalltick=%u m=%d runqsize=%u gfreecnt=%u\n",
-			 i, st < 4 ? pstat[st] : "?", pp->schedtick, load_relaxed(&pp->syscalltick),
-			 owner ? owner->id : -1, runqsize(pp), pp->ngfree);
+			 i, st < 4 ? pstat[st] : "?", __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED),
+			 load_relaxed(&pp->syscalltick), owner ? owner->id : -1, runqsize(pp),
+			 __atomic_load_n(&pp->ngfree, __ATOMIC_RELAXED));
 		goro__write_stderr(buf);
 	}
 	for (struct goro_m *mp = atomic_load(&sched.allm); mp; mp = mp->alllink) {
@@ -1187,13 +1188,13 @@ void goro__sched_stats(struct goro_stats *st)
 		st->switches += load_relaxed(&pp->n_switches);
 		st->steals += load_relaxed(&pp->n_steals);
 		st->parks += load_relaxed(&pp->n_parks);
-		st->gs_free += pp->ngfree;
+		st->gs_free += __atomic_load_n(&pp->ngfree, __ATOMIC_RELAXED);
 		runnable += runqsize(pp);
 	}
 	st->gs_created += load_relaxed(&sched.n_created_nop);
 	st->gs_runnable = runnable;
 	st->gs_alive = goro__gs_alive();
-	st->gs_free += sched.ngfree;
+	st->gs_free += __atomic_load_n(&sched.ngfree, __ATOMIC_RELAXED);
 	st->ms = load_relaxed(&sched.mcount);
 	st->ms_idle = load_relaxed(&sched.nmidle);
 	st->maxprocs = sched.nprocs;

@@ -451,10 +451,12 @@ static void *main_misuse(void *arg)
 	return (void *)bad;
 }
 
+static atomic_int self_ready;
+
 static void *join_self(void *arg)
 {
 	goro_t *h = arg;
-	while (h->g == NULL)
+	while (!atomic_load(&self_ready))	/* h is written by the main thread */
 		goro_yield();
 	return (void *)(intptr_t)goro_join(h, NULL);
 }
@@ -493,8 +495,36 @@ START_TEST(test_core_misuse_errors)
 	goro_t j;
 	ck_assert_int_eq(goro_spawn(&j, join_self, &self, NULL), 0);
 	self = j;
+	atomic_store(&self_ready, 1);
 	ck_assert_int_eq(goro_join(&j, &r), 0);
 	ck_assert_int_eq((intptr_t)r, -EDEADLK);
+}
+END_TEST
+
+static void *nap_then_done(void *arg)
+{
+	goro_sleep(2000000);
+	goro_wg_done(arg);
+	return (void *)7;
+}
+
+/* The goro_ API never writes errno, even when a plain thread sleeps on a
+ * futex inside it (FUTEX_WAIT may fail with EAGAIN or be interrupted). */
+START_TEST(test_core_errno_untouched)
+{
+	struct goro_wg wg = GORO_WG_INIT;
+	for (int i = 0; i < 50; i++) {
+		goro_t h;
+		void *r;
+		goro_wg_add(&wg, 1);
+		ck_assert_int_eq(goro_spawn(&h, nap_then_done, &wg, NULL), 0);
+		errno = 4321;
+		ck_assert_int_eq(goro_wg_wait(&wg), 0);
+		ck_assert_int_eq(errno, 4321);
+		ck_assert_int_eq(goro_join(&h, &r), 0);
+		ck_assert_int_eq(errno, 4321);
+		ck_assert_ptr_eq(r, (void *)7);
+	}
 }
 END_TEST
 
@@ -752,6 +782,7 @@ static Suite *core_suite(void)
 
 	tc = t_tcase(s, "Errors", t_setup_2, 60);
 	tcase_add_test(tc, test_core_misuse_errors);
+	tcase_add_test(tc, test_core_errno_untouched);
 
 	tc = t_tcase(s, "NoRuntime", NULL, 60);
 	tcase_add_test(tc, test_core_implicit_init);
