@@ -234,6 +234,20 @@ int goro__uffd_fill(char *lo, size_t len, bool wake)
 
 /* ---- The handler thread --------------------------------------------------- */
 
+static bool below(struct goro_g *gp, const char *addr);
+
+/* The G that the M with thread id tid runs, or NULL (an io-wq worker, a
+ * plain thread).  That thread is blocked in the fault, so its curg holds
+ * still while we look. */
+static struct goro_g *g_of_tid(pid_t tid)
+{
+	for (struct goro_m *mp = load_acquire(&goro__sched.allm); mp;
+	     mp = mp->alllink)
+		if (mp->tid == tid)
+			return mp->curg;
+	return NULL;
+}
+
 static void *handler_main(void *arg)
 {
 	struct uffd_msg msgs[16];
@@ -251,17 +265,23 @@ static void *handler_main(void *arg)
 		for (size_t i = 0; i < (size_t)n / sizeof msgs[0]; i++) {
 			struct uffd_msg *m = &msgs[i];
 			char *addr;
-			struct goro_g *gp;
+			struct goro_g *gp, *cur;
 
 			if (m->event != UFFD_EVENT_PAGEFAULT)
 				continue;
 			addr = (char *)(uintptr_t)m->arg.pagefault.address;
+			cur = g_of_tid((pid_t)m->arg.pagefault.feat.ptid);
+			if (cur && below(cur, addr))
+				goro__stack_overflow(cur, addr, NULL);
 			gp = goro__stack_slot_of(addr);
 			if (!gp)
 				goro__throw("uffd handler: fault outside any "
 					    "stack slot");
 			if (addr < gp->stack.lo)
 				goro__stack_overflow(gp, addr, NULL);
+			if (cur && cur != gp)
+				goro__throw("uffd handler: a G touched another "
+					    "G's missing stack page");
 			if (addr >= gp->stack.populated_lo) {
 				/* Already filled: just wake the thread. */
 				struct uffdio_range w = {
@@ -330,20 +350,34 @@ static uintptr_t uc_sp(void *ucv)
 #endif
 }
 
-/* A fault at addr by code whose SP is sp: is it the overflow of the G
- * whose stack holds sp?  True when addr is below that stack's usable
- * part, within one maximal slot (a large frame may jump over the guard
- * zone into the slot below). */
+/* Is a fault at addr the overflow of gp?  True when addr is below gp's
+ * usable stack, at most one slot size below it: its guard zone, or the
+ * slot underneath, where a frame larger than the guard zone lands. */
+static bool below(struct goro_g *gp, const char *addr)
+{
+	return addr < gp->stack.lo &&
+	       (size_t)(gp->stack.lo - addr) <=
+	       (size_t)(gp->stack.hi - gp->stack.guard_lo);
+}
+
+/* The G the faulting thread runs (also inside goro_block), or NULL. */
+static struct goro_g *running_g(void)
+{
+	struct goro_m *mp = goro__m_self();
+
+	return mp ? mp->curg : NULL;
+}
+
+/* The overflowing G of a fault at addr taken with SP sp: the running G if
+ * the address is below its stack; on a thread that runs no G, the G
+ * whose slot holds sp. */
 static struct goro_g *overflowing_g(char *addr, uintptr_t sp)
 {
-	struct goro_g *sg = goro__stack_slot_of((void *)sp);
+	struct goro_g *gp = running_g();
 
-	if (!sg)
-		return NULL;
-	if (addr < sg->stack.lo &&
-	    (size_t)(sg->stack.lo - addr) <= (size_t)(sg->stack.hi - sg->stack.guard_lo))
-		return sg;
-	return NULL;
+	if (!gp)
+		gp = goro__stack_slot_of((void *)sp);
+	return gp && below(gp, addr) ? gp : NULL;
 }
 
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
@@ -363,6 +397,11 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 		goto not_ours;
 	if (addr < gp->stack.lo)	/* guard zone without markers */
 		goro__stack_overflow(gp, addr, uc);
+	/* Only a G's own thread grows its stack: anything else touching a
+	 * missing page of it is a stray pointer, left to crash. */
+	og = running_g();
+	if (og && og != gp)
+		goto not_ours;
 	if (addr >= gp->stack.hi - GORO_PAGE)
 		goto not_ours;		/* top pages are never missing */
 	r = goro__stack_grow(gp, addr);

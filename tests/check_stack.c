@@ -598,6 +598,90 @@ START_TEST(test_stack_overflow_without_guard_regions)
 }
 END_TEST
 
+/* A frame larger than slot + guard: it jumps over its own guard zone into
+ * the slot below, another G's stack.  uffd modes see the access there (a
+ * missing page of a G that is not the running one) and report the
+ * overflow of the running G; plain mode cannot see it (the kernel just
+ * demand-pages the neighbour's stack), which the test records as well. */
+struct jump {
+	struct goro_wg gate;
+};
+
+static void *g_parked_below(void *arg)
+{
+	struct jump *j = arg;
+
+	goro_wg_wait(&j->gate);
+	return NULL;
+}
+
+__attribute__((noinline, optimize("no-stack-clash-protection")))
+static int big_frame(void)
+{
+	volatile char buf[96 * 1024];	/* > 64 KiB slot */
+
+	buf[0] = 1;
+	return buf[0];
+}
+
+static void *g_jumper(void *arg)
+{
+	struct goro_g *gp = goro__g_self();
+	char line[128];
+
+	(void)arg;
+	snprintf(line, sizeof line, "id=%" PRIu64 " guard=%p lo=%p\n", gp->id,
+		 (void *)gp->stack.guard_lo, (void *)gp->stack.lo);
+	goro__write_stderr(line);
+	return (void *)(uintptr_t)big_frame();
+}
+
+static void child_jump(void *arg)
+{
+	static struct jump j;
+	struct goro_spawn_opts below = { .stack_size = 64 * KIB, .name = "below" };
+	struct goro_spawn_opts opts = { .stack_size = 64 * KIB, .name = "deep" };
+	goro_t hb, ha;
+
+	(void)arg;
+	goro_wg_add(&j.gate, 1);
+	if (goro_init(NULL) || goro_spawn(&hb, g_parked_below, &j, &below) ||
+	    goro_spawn(&ha, g_jumper, NULL, &opts) || goro_join(&ha, NULL))
+		_exit(3);
+	goro_wg_done(&j.gate);
+	goro_join(&hb, NULL);
+	_exit(0);
+}
+
+START_TEST(test_stack_overflow_jumps_guard)
+{
+	char err[16384], want[128];
+	unsigned long long id;
+	void *guard, *lo, *fault;
+	int st = t_child(child_jump, NULL, err, sizeof err);
+	const char *rep;
+
+	if (expected_mode() == GORO_STACK_PLAIN) {
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, err);
+		return;
+	}
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		      "status %#x, stderr:\n%s", st, err);
+	ck_assert_msg(strstr(err, "id="), "stderr:\n%s", err);
+	ck_assert_int_eq(sscanf(strstr(err, "id="), "id=%llu guard=%p lo=%p",
+				&id, &guard, &lo), 3);
+	snprintf(want, sizeof want,
+		 "goro: G %llu (deep): stack overflow: limit 60 KiB, fault at 0x", id);
+	rep = strstr(err, want);
+	ck_assert_msg(rep, "no '%s' in:\n%s", want, err);
+	ck_assert_int_eq(sscanf(rep + strlen(want) - 2, "%p", &fault), 1);
+	/* Below the guard zone, in the slot underneath. */
+	ck_assert_msg((char *)fault < (char *)guard &&
+		      (char *)fault >= (char *)guard - 64 * KIB,
+		      "fault %p not in the slot below %p", fault, guard);
+}
+END_TEST
+
 /* ---- Churn: spawn, grow deep, exit, repeat ---------------------------------- */
 
 static long rss_pages(void)
@@ -1023,6 +1107,7 @@ static Suite *stack_suite(void)
 	tcase_add_test(tc, test_stack_overflow_small_frames);
 	tcase_add_test(tc, test_stack_overflow_big_frames);
 	tcase_add_test(tc, test_stack_overflow_without_guard_regions);
+	tcase_add_test(tc, test_stack_overflow_jumps_guard);
 	tcase_add_test(tc, test_stack_user_segv_handler_chained);
 	tcase_add_test(tc, test_stack_overflow_with_user_segv_handler);
 	return s;
