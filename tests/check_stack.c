@@ -539,25 +539,37 @@ static void child_overflow(void *arg)
 	_exit(4);	/* not reached: the overflow aborts */
 }
 
-static void check_overflow(struct ovf *o, size_t limit_kib)
+/* The child's stderr after an overflow of the G named "deep": checks the
+ * status and the report line, and returns the G's id, its guard zone
+ * [*guard, *lo) as the G printed it, and the reported *fault. */
+static unsigned long long parse_report(int st, const char *err, size_t limit_kib,
+				       void **guard, void **lo, void **fault)
 {
-	char err[16384], want[128];
+	char want[128];
 	unsigned long long id;
-	void *guard, *lo, *fault;
-	int st = t_child(child_overflow, o, err, sizeof err);
 	const char *rep;
 
 	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
 		      "status %#x, stderr:\n%s", st, err);
 	ck_assert_msg(strstr(err, "id="), "stderr:\n%s", err);
 	ck_assert_int_eq(sscanf(strstr(err, "id="), "id=%llu guard=%p lo=%p",
-				&id, &guard, &lo), 3);
+				&id, guard, lo), 3);
 	snprintf(want, sizeof want,
 		 "goro: G %llu (deep): stack overflow: limit %zu KiB, fault at 0x",
 		 id, limit_kib);
 	rep = strstr(err, want);
 	ck_assert_msg(rep, "no '%s' in:\n%s", want, err);
-	ck_assert_int_eq(sscanf(rep + strlen(want) - 2, "%p", &fault), 1);
+	ck_assert_int_eq(sscanf(rep + strlen(want) - 2, "%p", fault), 1);
+	return id;
+}
+
+static void check_overflow(struct ovf *o, size_t limit_kib)
+{
+	char err[16384], want[128];
+	void *guard, *lo, *fault;
+	int st = t_child(child_overflow, o, err, sizeof err);
+	unsigned long long id = parse_report(st, err, limit_kib, &guard, &lo, &fault);
+
 	ck_assert_msg((char *)fault >= (char *)guard && (char *)fault < (char *)lo,
 		      "fault %p outside the guard zone [%p, %p)", fault, guard, lo);
 	/* Without guard markers, thread mode learns of the overflow in the
@@ -655,26 +667,15 @@ static void child_jump(void *arg)
 
 START_TEST(test_stack_overflow_jumps_guard)
 {
-	char err[16384], want[128];
-	unsigned long long id;
+	char err[16384];
 	void *guard, *lo, *fault;
 	int st = t_child(child_jump, NULL, err, sizeof err);
-	const char *rep;
 
 	if (expected_mode() == GORO_STACK_PLAIN) {
 		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, err);
 		return;
 	}
-	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
-		      "status %#x, stderr:\n%s", st, err);
-	ck_assert_msg(strstr(err, "id="), "stderr:\n%s", err);
-	ck_assert_int_eq(sscanf(strstr(err, "id="), "id=%llu guard=%p lo=%p",
-				&id, &guard, &lo), 3);
-	snprintf(want, sizeof want,
-		 "goro: G %llu (deep): stack overflow: limit 60 KiB, fault at 0x", id);
-	rep = strstr(err, want);
-	ck_assert_msg(rep, "no '%s' in:\n%s", want, err);
-	ck_assert_int_eq(sscanf(rep + strlen(want) - 2, "%p", &fault), 1);
+	parse_report(st, err, 60, &guard, &lo, &fault);
 	/* Below the guard zone, in the slot underneath. */
 	ck_assert_msg((char *)fault < (char *)guard &&
 		      (char *)fault >= (char *)guard - 64 * KIB,
