@@ -80,10 +80,11 @@
  * goro__stack_release), never while it is parked.
  *
  * "Overflow".  A touch of the guard zone (SIGSEGV from a guard marker or
- * mprotect, or a uffd fault inside the zone), or a SIGBUS whose address is
- * below the current slot while SP is inside it, is a stack overflow: the
- * report names the G, its limit, the address and a frame-pointer
- * backtrace, then the process aborts (goro__stack_overflow).
+ * mprotect, or a uffd fault inside the zone), or a uffd fault below the
+ * running G's stack within one slot (a large frame that jumped the guard
+ * into the slot underneath), is a stack overflow: the report names the
+ * G, its limit, the address and a frame-pointer backtrace, then the
+ * process aborts (goro__stack_overflow).
  *
  * "Shrink and reuse".  When a G finishes, g.c calls goro__stack_trim
  * before caching it: every page below the top KEEP bytes is released with
