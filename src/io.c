@@ -553,10 +553,11 @@ int goro_close(int fd)
 	/* Wake the Gs blocked on fd first, while the number still names
 	 * the same file (see "Closing an fd" in ring.c). */
 	fdkind_set(fd, 0);
-	if (goro__io_kind == GORO_IO_URING)
-		goro__ring_cancel_fd(fd);
-	else if (goro__io_kind == GORO_IO_EPOLL)
+	if (goro__io_kind == GORO_IO_URING) {
+		goro__ring_close_end(fd, goro__ring_cancel_fd(fd));
+	} else if (goro__io_kind == GORO_IO_EPOLL) {
 		goro__netpoll_close(fd);
+	}
 	if (rt == RING) {
 		io_uring_prep_close(&sqe, fd);
 		r = goro__ring_call(&sqe, -1, 0, RING_NORETRY);

@@ -75,8 +75,10 @@ int64_t goro__ring_call(const struct io_uring_sqe *tmpl, int fd,
 			int64_t deadline, unsigned flags);
 /* Wakes every G blocked in a ring request on fd (any M), with -EBADF,
  * and returns once every ring has cancelled them: the fd may then be
- * closed.  Any thread. */
-void goro__ring_cancel_fd(int fd);
+ * closed.  Until goro__ring_close_end(fd, <its result>), called just
+ * before the close, new requests on fd fail with -EBADF.  Any thread. */
+bool goro__ring_cancel_fd(int fd);
+void goro__ring_close_end(int fd, bool marked);
 
 /* ---- netpoll.c: the epoll netpoller (GORO_IO_EPOLL) ----------------- */
 

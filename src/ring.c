@@ -67,12 +67,19 @@
  * M, and issue their op again there.  File ops are left to finish.
  *
  * Closing an fd under a blocked G.  A closer (any thread) asks every ring
- * whose fdbusy counter for the fd is non-zero to submit
+ * (on the `rings` list) whose fdbusy counter for the fd is non-zero to
+ * submit
  * ASYNC_CANCEL(fd, ALL), and waits until each has reaped its cancel's
  * CQE; only then is the fd closed, so the cancel cannot hit a new file
  * that reused the number.  The cancelled ops (-ECANCELED, or -512 later
  * from io-wq, told apart by rg->close_gen) fail with -EBADF instead of
- * being re-issued (see op_result).
+ * being re-issued (see op_result).  An op starting while the close runs
+ * must not slip between the closer's look at fdbusy and the close: the
+ * closer first marks the fd in `closing`, and goro__ring_call counts
+ * itself in fdbusy before it looks for that mark (StoreLoad both ways).
+ * The mark goes before the close itself: once the number is free it may
+ * name a new file at once.  An op that starts between the two is the
+ * caller's race, as with close(2).
  *
  * Waking an idle M.  An idle M sleeps in io_uring_enter(GETEVENTS, 1) on
  * its own ring (netpoll.c, "Sleeping Ms", has the flag protocol and its
@@ -150,6 +157,8 @@ struct closewait {
 };
 struct xcancel {
 	struct xcancel *next;		/* rg->xq; rg->xlock */
+	struct goro__ring *rg;		/* the target; valid under rings.lock */
+	struct goro__iom *iom;		/* its M's state (kept until shutdown) */
 	int fd;
 	bool acked;			/* set by the owner before it acks */
 	struct closewait *cw;
@@ -158,6 +167,7 @@ struct xcancel {
 struct goro__ring {
 	struct io_uring ring;		/* owner only */
 	struct goro__iom *iom;		/* immutable */
+	struct goro__ring *rnext, *rprev; /* rings; rings.lock */
 	struct req *free;		/* owner only */
 	struct req *live;		/* ops without their CQE yet; owner only */
 	struct chunk *chunks;		/* owner only */
@@ -189,6 +199,25 @@ static struct {
 } cfg;
 
 static _Atomic uint32_t dropped_logged;
+
+/* Every ring, for goro_close's walk.  (sched.allm is not enough: an M is
+ * linked there only after its thread has started running Gs.)  Lock
+ * order: rings.lock < rg->xlock. */
+static struct {
+	struct goro__lock lock;
+	struct goro__ring *head;	/* [lock] */
+} rings;
+
+/* Fds whose blocked ops goro_close is cancelling (see "Closing an fd").
+ * An op that starts on one fails with EBADF instead of slipping past the
+ * cancel.  The mark is removed before the fd is closed, so the number
+ * cannot be reused while it is marked. */
+#define CLOSING_MAX 256
+static struct {
+	struct goro__lock lock;		/* protects fd[] */
+	int fd[CLOSING_MAX];		/* -1: free slot */
+	_Atomic uint32_t cnt[FDBUSY_N];	/* marked fds per bucket; atomic */
+} closing = { .fd = { [0 ... CLOSING_MAX - 1] = -1 } };
 
 /* ---- set-up ---------------------------------------------------------- */
 
@@ -327,6 +356,12 @@ int goro__ring_m_init(struct goro__iom *iom)
 		}
 	}
 	iom->ring = rg;
+	goro__lock(&rings.lock);
+	rg->rnext = rings.head;
+	if (rings.head)
+		rings.head->rprev = rg;
+	rings.head = rg;
+	goro__unlock(&rings.lock);
 	/* The scheduler's no-syscall check for waiting completions. */
 	iom->m->io_kflags = (_Atomic uint32_t *)rg->ring.sq.kflags;
 	iom->m->io_kflags_mask = IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW;
@@ -346,6 +381,16 @@ void goro__ring_m_exit(struct goro__iom *iom)
 	/* netpoll.c has set iom->sleeping to "exiting": no new kickers. */
 	while (load_acquire(&iom->kickers))
 		sched_yield();
+	/* Off the list first: then no closer can queue a request after we
+	 * have acked the queued ones. */
+	goro__lock(&rings.lock);
+	if (rg->rprev)
+		rg->rprev->rnext = rg->rnext;
+	else
+		rings.head = rg->rnext;
+	if (rg->rnext)
+		rg->rnext->rprev = rg->rprev;
+	goro__unlock(&rings.lock);
 	goro__lock(&rg->xlock);
 	xc = rg->xq;
 	rg->xq = NULL;
@@ -449,8 +494,7 @@ static struct io_uring_sqe *sqe_get(struct goro__ring *rg, unsigned n)
 static void fdbusy_add(struct goro__ring *rg, int fd, int d)
 {
 	if (fd >= 0)
-		atomic_fetch_add_explicit(&rg->fdbusy[fd % FDBUSY_N], (uint32_t)d,
-					  memory_order_release);
+		atomic_fetch_add(&rg->fdbusy[fd % FDBUSY_N], (uint32_t)d);
 }
 
 /* True if a close of an fd in rq's bucket was processed since rq was
@@ -676,6 +720,58 @@ void goro__ring_kick(struct goro__iom *t)
 		eventfd_write(rg->efd, 1);
 }
 
+/* ---- the closing set ------------------------------------------------- */
+
+static bool fd_closing(int fd)
+{
+	bool found = false;
+
+	goro__lock(&closing.lock);
+	for (int i = 0; i < CLOSING_MAX && !found; i++)
+		found = closing.fd[i] == fd;
+	goro__unlock(&closing.lock);
+	return found;
+}
+
+/* Marks fd; with CLOSING_MAX closes already running, waits for one to
+ * end (each is short: a cancel round trip). */
+static bool closing_mark(int fd)
+{
+	for (;;) {
+		int i;
+
+		goro__lock(&closing.lock);
+		for (i = 0; i < CLOSING_MAX && closing.fd[i] != -1; i++)
+			;
+		if (i < CLOSING_MAX)
+			closing.fd[i] = fd;
+		goro__unlock(&closing.lock);
+		if (i < CLOSING_MAX)
+			break;
+		if (goro__g_self())
+			goro_sleep(20000);	/* parks: our M polls meanwhile */
+		else
+			sched_yield();
+	}
+	atomic_fetch_add(&closing.cnt[fd % FDBUSY_N], 1);
+	return true;
+}
+
+void goro__ring_close_end(int fd, bool marked)
+{
+	if (!marked)
+		return;
+	goro__lock(&closing.lock);
+	for (int i = 0; i < CLOSING_MAX; i++) {
+		if (closing.fd[i] == fd) {
+			closing.fd[i] = -1;
+			break;
+		}
+	}
+	goro__unlock(&closing.lock);
+	atomic_fetch_sub(&closing.cnt[fd % FDBUSY_N], 1);
+}
+
 /* ---- the G's side ---------------------------------------------------- */
 
 static bool park_commit(struct goro_g *gp, void *arg)
@@ -700,6 +796,15 @@ int64_t goro__ring_call(const struct io_uring_sqe *tmpl, int fd,
 
 		if (deadline && goro__nanotime() >= deadline)
 			return -ETIMEDOUT;
+		/* StoreLoad against goro__ring_cancel_fd: fdbusy up, then look
+		 * for a close of fd.  Either we see the closer's mark, or it
+		 * sees our count and queues its cancel on this ring, which only
+		 * this thread runs, after our SQE (we do not park before). */
+		fdbusy_add(rg, fd, 1);
+		if (fd >= 0 && atomic_load(&closing.cnt[fd % FDBUSY_N]) && fd_closing(fd)) {
+			fdbusy_add(rg, fd, -1);
+			return -EBADF;
+		}
 		sqe = sqe_get(rg, deadline ? 2 : 1);
 		rq = req_get(rg);
 		*sqe = *tmpl;
@@ -724,7 +829,6 @@ int64_t goro__ring_call(const struct io_uring_sqe *tmpl, int fd,
 			tsqe->user_data = (uint64_t)(uintptr_t)rq | TAG_TIMEOUT;
 			rq->ncqe = 2;
 		}
-		fdbusy_add(rg, fd, 1);
 		if (io_uring_sq_ready(&rg->ring) >= BATCH)
 			mp->need_poll = true;
 		goro__park(WAIT_IO, park_commit, NULL);
@@ -778,24 +882,27 @@ void goro__ring_enter_block(struct goro__iom *iom)
 
 /* ---- closing --------------------------------------------------------- */
 
-void goro__ring_cancel_fd(int fd)
+bool goro__ring_cancel_fd(int fd)
 {
 	struct goro_m *self = goro__m_self();
 	struct xcancel stackbuf[8], *xcs = stackbuf, *own = NULL;
 	struct closewait cw;
-	struct goro_m *mp;
 	uint32_t n = 0, cap = 8;
+	bool marked;
 
 	if (fd < 0)
-		return;
+		return false;
+	/* StoreLoad: the mark before reading fdbusy; pairs with
+	 * goro__ring_call. */
+	marked = closing_mark(fd);
 	memset(&cw, 0, sizeof cw);
 	goro__waiter_init(&cw.w);
-	for (mp = atomic_load(&goro__sched.allm); mp; mp = mp->alllink) {
-		struct goro__iom *iom = mp->ring;
-		struct goro__ring *rg = iom ? iom->ring : NULL;
-
-		if (!rg || !atomic_load_explicit(&rg->fdbusy[fd % FDBUSY_N],
-						 memory_order_acquire))
+	/* Under rings.lock no ring can go away: collect the targets, then
+	 * queue the requests (remaining must be set before the first one
+	 * is visible, since its owner may ack it at once). */
+	goro__lock(&rings.lock);
+	for (struct goro__ring *rg = rings.head; rg; rg = rg->rnext) {
+		if (!atomic_load(&rg->fdbusy[fd % FDBUSY_N]))
 			continue;
 		if (n == cap) {
 			struct xcancel *bigger = malloc(sizeof *bigger * cap * 2);
@@ -810,24 +917,28 @@ void goro__ring_cancel_fd(int fd)
 		xcs[n].fd = fd;
 		xcs[n].acked = false;
 		xcs[n].cw = &cw;
-		xcs[n].next = (struct xcancel *)rg;	/* the target, for now */
+		xcs[n].rg = rg;
+		xcs[n].iom = rg->iom;
 		n++;
 	}
-	if (!n)
-		return;
 	cw.remaining = (int32_t)n;
 	for (uint32_t i = 0; i < n; i++) {
-		struct goro__ring *rg = (struct goro__ring *)xcs[i].next;
+		struct goro__ring *rg = xcs[i].rg;
 
 		goro__lock(&rg->xlock);
 		xcs[i].next = rg->xq;
 		rg->xq = &xcs[i];
 		store_release(&rg->xpending, 1);
 		goro__unlock(&rg->xlock);
-		if (self && self->ring == rg->iom)
+	}
+	goro__unlock(&rings.lock);
+	if (!n)
+		return marked;
+	for (uint32_t i = 0; i < n; i++) {
+		if (self && self->ring == xcs[i].iom)
 			own = &xcs[i];
 		else
-			goro__io_kick(rg->iom);
+			goro__io_kick(xcs[i].iom);	/* kept until shutdown */
 	}
 	/* Our own ring: on a G, the scheduler polls it once we park;
 	 * elsewhere (inside a goro_block call) nobody else can, so we do. */
@@ -845,4 +956,5 @@ void goro__ring_cancel_fd(int fd)
 	}
 	if (xcs != stackbuf)
 		free(xcs);
+	return marked;
 }
