@@ -2354,6 +2354,7 @@ static Suite *suite_io(void)
 	tcase_add_test(tc, test_io_vectored_bad_count);
 	tcase_add_test(tc, test_io_bad_pointer_efault);
 	tcase_add_test(tc, test_io_efault_iov_array);
+	tcase_add_test(tc, test_io_splice_bad_offset);
 	tcase_add_test(tc, test_io_closed_peer);
 	tcase_add_test(tc, test_io_full_disk_efbig);
 	if (can_mount_tmpfs()) {
@@ -2387,15 +2388,6 @@ static Suite *suite_io(void)
 
 	tc = io_tcase(s, "Stack", io_setup_2, io_teardown, 30);
 	tcase_add_test(tc, test_io_stack_buffer_16k);
-
-	/* Known bugs of the I/O layer: these tests fail today and run only
-	 * with CHECK_IO_PENDING=1.  Move each to its TCase above once fixed.
-	 *   test_io_splice_bad_offset: with io_uring, goro_splice reads
-	 *   *off_in itself and crashes (SIGSEGV) instead of EFAULT. */
-	if (getenv("CHECK_IO_PENDING")) {
-		tc = io_tcase(s, "Pending", io_setup_2, io_teardown, 30);
-		tcase_add_test(tc, test_io_splice_bad_offset);
-	}
 	return s;
 }
 
