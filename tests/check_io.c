@@ -15,6 +15,7 @@
  * Debug one case: CK_RUN_SUITE=io CK_RUN_CASE=Deadlines tests/check_io
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -2076,6 +2077,94 @@ static void *g_tiny(void *arg)
 
 G_TEST(test_io_tiny_ring_loses_nothing, g_tiny)
 
+/* Threads of this process whose name starts with prefix ("" = all). */
+static int count_threads(const char *prefix)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		char path[300], comm[64] = "";
+		FILE *f;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;	/* the thread just exited */
+		if (fgets(comm, sizeof(comm), f) && strncmp(comm, prefix, strlen(prefix)) == 0)
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* 128 Gs blocked in splices from empty pipes, which io_uring hands to its
+ * io-wq workers: the workers are capped, so the process has far fewer
+ * threads than blocked calls; once data comes, every splice completes
+ * with its own pipe's bytes.  (With GORO_IO=epoll, splice goes through
+ * the blocking hand-off, a thread per blocked call: only the data is
+ * checked there.) */
+#define SPLICERS 128
+
+struct splicer {
+	int in[2], out[2];
+	struct goro_wg *wg;
+};
+
+static void *g_splicer(void *arg)
+{
+	struct splicer *sp = arg;
+	char buf[16];
+
+	ck_ret(goro_splice(sp->in[0], NULL, sp->out[1], NULL, sizeof(buf), 0), 8);
+	ck_ret(goro_read(sp->out[0], buf, sizeof(buf)), 8);
+	ck_assert_int_eq(memcmp(buf, &sp, sizeof(sp)), 0);
+	t_ok(goro_wg_done(sp->wg));
+	return NULL;
+}
+
+static void *g_iowq_capped(void *arg)
+{
+	static struct splicer sps[SPLICERS];
+	struct goro_wg wg = GORO_WG_INIT;
+	int threads, workers;
+
+	(void)arg;
+	t_ok(goro_wg_add(&wg, SPLICERS));
+	for (int i = 0; i < SPLICERS; i++) {
+		xpipe(sps[i].in);
+		xpipe(sps[i].out);
+		sps[i].wg = &wg;
+		t_ok(goro_spawn(NULL, g_splicer, &sps[i], NULL));
+	}
+	/* Let them all reach the kernel. */
+	ck_ret(goro_sleep(100 * 1000000), 0);
+	threads = count_threads("");
+	workers = count_threads("iou-wrk");
+	if (goro_io_backend() == GORO_IO_URING)
+		ck_assert_msg(threads < SPLICERS / 2,
+			      "%d threads (%d iou-wrk) for %d blocked splices",
+			      threads, workers, SPLICERS);
+	for (int i = 0; i < SPLICERS; i++) {
+		struct splicer *sp = &sps[i];
+		ck_ret(goro_write(sp->in[1], &sp, sizeof(sp)), 8);
+	}
+	t_ok(goro_wg_wait(&wg));
+	for (int i = 0; i < SPLICERS; i++) {
+		close(sps[i].in[0]);
+		close(sps[i].in[1]);
+		close(sps[i].out[0]);
+		close(sps[i].out[1]);
+	}
+	return NULL;
+}
+
+G_TEST(test_io_iowq_workers_capped, g_iowq_capped)
+
 /* Signals hitting the process while Gs block: EINTR never comes out. */
 static _Atomic int sig_stop;
 static _Atomic long sig_count;
@@ -2380,6 +2469,8 @@ static Suite *suite_io(void)
 	tcase_add_test(tc, test_io_10k_gs);
 	tc = io_tcase(s, "TinyRing", io_setup_tiny_ring, io_teardown, 60);
 	tcase_add_test(tc, test_io_tiny_ring_loses_nothing);
+	tc = io_tcase(s, "Workers", io_setup_2, io_teardown, 30);
+	tcase_add_test(tc, test_io_iowq_workers_capped);
 
 	tc = io_tcase(s, "Plain", io_setup_2, io_teardown, 30);
 	tcase_add_test(tc, test_io_plain_thread);
