@@ -325,6 +325,9 @@ struct goro_m {
 	void *after_arg;
 	uint64_t rand;			/* goro__fastrand state; this M only */
 	bool exiting;			/* shutdown seen; this M only */
+	/* Its thread could not be created: listed in allm, never runs.  Set
+	 * once by goro__newm (release). */
+	_Atomic bool dead;
 	/* Blocking hand-off: true while the M runs a goro_block call.  The P
 	 * in mp->p may then be taken by sysmon at any moment, so nothing may
 	 * use it: goro__g_self() returns NULL and the code in the call acts
@@ -349,9 +352,32 @@ struct goro_m {
 	size_t altstack_size;
 };
 
-/* The current M, or NULL on a plain thread.  Never cache the result
- * across anything that can switch Gs: a G may resume on another M. */
-struct goro_m *goro__m_self(void);
+/* The thread pointer, read anew at every call (volatile asm): never
+ * cached by the compiler across a call that may switch threads. */
+static inline uintptr_t goro__thread_pointer(void)
+{
+	uintptr_t tp;
+#if defined(__x86_64__)
+	__asm__ volatile("mov %%fs:0, %0" : "=r"(tp));	/* the TCB's self pointer */
+#elif defined(__aarch64__)
+	__asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+#else
+#error "goro: no thread-pointer read for this architecture"
+#endif
+	return tp;
+}
+
+/* Offset of m.c's initial-exec TLS variable from the thread pointer: the
+ * same in every thread; set by a constructor at load time. */
+extern intptr_t goro__tls_m_off;
+
+/* The current M, or NULL on a plain thread.  Never keep the result
+ * across anything that can switch Gs: a G may resume on another M (see
+ * m.c).  Inline: two loads. */
+static inline struct goro_m *goro__m_self(void)
+{
+	return *(struct goro_m *const *)(goro__thread_pointer() + (uintptr_t)goro__tls_m_off);
+}
 
 /* ===================================================================== */
 /*  Sched                                                                 */

@@ -10,12 +10,14 @@
  * sigaltstack (signal handlers for stack faults run there).
  *
  * The current M is a thread-local variable read only through
- * goro__m_self().  A G can migrate between Ms at any switch, and compilers
- * are free to compute the address of a thread-local variable once and
- * reuse it across calls in the same function (with the general-dynamic
- * TLS model the __tls_get_addr result is a plain value to the optimizer).
- * goro__m_self() is out of line and contains a volatile asm, so it is not
- * "pure": every call really reads the variable of the thread it runs on.
+ * goro__m_self() (internal.h).  A G can migrate between Ms at any switch,
+ * and compilers are free to compute the address of a thread-local
+ * variable once and reuse it across calls in the same function (the
+ * thread pointer, or __tls_get_addr's result, is a plain value to the
+ * optimizer).  goro__m_self() reads the thread pointer with a volatile asm
+ * at every call, so nothing can be cached across a switch, and adds the
+ * variable's offset, which is the same in every thread because the
+ * variable is initial-exec (static TLS).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,17 +32,18 @@
 
 #define sched goro__sched
 
-static __thread struct goro_m *tls_m;
+/* Initial-exec: the variable lives in the static TLS block, at the same
+ * offset from the thread pointer in every thread (goro__tls_m_off). */
+static __thread struct goro_m *tls_m __attribute__((tls_model("initial-exec")));
+intptr_t goro__tls_m_off;
 
-__attribute__((noinline)) struct goro_m *goro__m_self(void)
+/* Runs when the library is loaded, before any goro call can read it. */
+__attribute__((constructor)) static void tls_offset_init(void)
 {
-	struct goro_m *mp;
-	__asm__ volatile("" ::: "memory");
-	mp = tls_m;
-	return mp;
+	goro__tls_m_off = (intptr_t)((uintptr_t)&tls_m - goro__thread_pointer());
 }
 
-__attribute__((noinline)) struct goro_g *goro__g_self(void)
+struct goro_g *goro__g_self(void)
 {
 	struct goro_m *mp = goro__m_self();
 	return mp && !mp->in_block ? mp->curg : NULL;
@@ -123,20 +126,23 @@ int goro__newm(struct goro_p *pp, bool spinning)
 	mp->rand = 0x2545F4914F6CDD1Dull * (uint64_t)(id + 1) ^ (uint64_t)goro__nanotime();
 	if (!mp->rand)
 		mp->rand = 1;
-	pthread_attr_init(&attr);
-	r = pthread_create(&mp->thread, &attr, mstart, mp);
-	pthread_attr_destroy(&attr);
-	if (r != 0) {
-		free(mp);
-		atomic_fetch_sub(&sched.mcount, 1);
-		return -r;
-	}
-	atomic_fetch_add(&sched.n_ms_created, 1);
-	/* Link into allm (only ever prepended; walkers need no lock). */
+	/* Link into allm before the thread starts, so that whoever walks allm
+	 * (goro_close's cancel, the fault handler thread, shutdown) sees
+	 * every M that may run Gs.  Only ever prepended: walkers need no lock.
+	 * An M whose thread could not be made stays listed, marked dead. */
 	head = atomic_load(&sched.allm);
 	do {
 		mp->alllink = head;
 	} while (!atomic_compare_exchange_weak(&sched.allm, &head, mp));
+	pthread_attr_init(&attr);
+	r = pthread_create(&mp->thread, &attr, mstart, mp);
+	pthread_attr_destroy(&attr);
+	if (r != 0) {
+		store_release(&mp->dead, true);
+		atomic_fetch_sub(&sched.mcount, 1);
+		return -r;
+	}
+	atomic_fetch_add(&sched.n_ms_created, 1);
 	return 0;
 }
 
@@ -147,7 +153,8 @@ void goro__m_join_all(void)
 
 	while (mp) {
 		struct goro_m *next = mp->alllink;
-		pthread_join(mp->thread, NULL);
+		if (!load_acquire(&mp->dead))
+			pthread_join(mp->thread, NULL);
 		free(mp);
 		mp = next;
 	}
@@ -157,5 +164,6 @@ void goro__m_join_all(void)
 void goro__m_wake_all(void)
 {
 	for (struct goro_m *mp = atomic_load(&sched.allm); mp; mp = mp->alllink)
-		goro__m_wakeup(mp);
+		if (!load_acquire(&mp->dead))
+			goro__m_wakeup(mp);
 }

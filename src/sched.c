@@ -853,11 +853,28 @@ static inline void wakep_local(void)
 	goro__wakep();
 }
 
+/* WAITING -> RUNNABLE for goro__ready.  The waker owns the transition
+ * (it dequeued the waiter under the object's lock, or owns the timer or
+ * the I/O request), so release builds check and store without a locked
+ * instruction: a G readied twice in sequence still throws; only two
+ * wakers racing on one G would slip through, which --enable-debug's CAS
+ * catches. */
+static inline void ready_status(struct goro_g *gp)
+{
+#ifdef GORO_ENABLE_DEBUG
+	goro__g_cas_status(gp, G_WAITING, G_RUNNABLE);
+#else
+	if (goro_unlikely(load_acquire(&gp->status) != G_WAITING))
+		goro__g_cas_status(gp, G_WAITING, G_RUNNABLE);	/* throws */
+	store_relaxed(&gp->status, G_RUNNABLE);	/* published by the runq put */
+#endif
+}
+
 void goro__ready(struct goro_g *gp)
 {
 	struct goro_p *pp = usable_p(goro__m_self());
 
-	goro__g_cas_status(gp, G_WAITING, G_RUNNABLE);
+	ready_status(gp);
 	if (pp) {
 		runqput(pp, gp, true);
 		wakep_local();
