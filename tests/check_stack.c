@@ -1080,8 +1080,16 @@ static void *g_fork(void *arg)
 
 	(void)arg;
 	pid = fork();
-	if (pid == 0)	/* the child's arena is plain memory: grow 512 KiB */
+	if (pid == 0) {
+		/* The child's arena is plain memory: it grows 512 KiB, and
+		 * goro there knows it is in plain mode (its uffd would act on
+		 * the parent's memory). */
+		struct goro_stats cst;
+
+		if (goro_stats(&cst, sizeof cst) || cst.stack_mode != GORO_STACK_PLAIN)
+			_exit(2);
 		_exit(deep(128) == 128 * 129 / 2 ? 0 : 1);
+	}
 	ck_assert_int_gt(pid, 0);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
