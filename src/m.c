@@ -104,7 +104,28 @@ static void *mstart(void *arg)
 	return NULL;
 }
 
+/* Serializes creating Ms with goro_shutdown's join: once shutdown is set
+ * and the join has taken the list, no new M can appear (an M that a
+ * waker started during shutdown would run on freed Ps). */
+static pthread_mutex_t allm_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int newm_locked(struct goro_p *pp, bool spinning);
+
 int goro__newm(struct goro_p *pp, bool spinning)
+{
+	int r;
+
+	pthread_mutex_lock(&allm_mu);
+	if (load_relaxed(&sched.shutdown)) {
+		pthread_mutex_unlock(&allm_mu);
+		return -ESHUTDOWN;
+	}
+	r = newm_locked(pp, spinning);
+	pthread_mutex_unlock(&allm_mu);
+	return r;
+}
+
+static int newm_locked(struct goro_p *pp, bool spinning)
 {
 	struct goro_m *mp, *head;
 	pthread_attr_t attr;
@@ -149,7 +170,12 @@ int goro__newm(struct goro_p *pp, bool spinning)
 /* Joins every M thread and frees them (goro_shutdown, after the flag). */
 void goro__m_join_all(void)
 {
-	struct goro_m *mp = atomic_exchange(&sched.allm, NULL);
+	struct goro_m *mp;
+
+	/* sched.shutdown is set: after this, goro__newm refuses. */
+	pthread_mutex_lock(&allm_mu);
+	mp = atomic_exchange(&sched.allm, NULL);
+	pthread_mutex_unlock(&allm_mu);
 
 	while (mp) {
 		struct goro_m *next = mp->alllink;

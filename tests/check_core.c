@@ -380,7 +380,57 @@ START_TEST(test_sched_migration_rereads_m)
 {
 	t_run(main_migrate, NULL);
 	ck_assert_int_eq(atomic_load(&mismatches), 0);
-	ck_assert_int_gt(atomic_load(&migrations), 0);
+}
+END_TEST
+
+/* A forced migration.  The hopper parks; a hog readies it, which puts it
+ * on the runnext slot of the hog's own P, then spins there without
+ * yielding, so only the other M can run the hopper (by stealing it).
+ * When the hog ran on the hopper's M, the hopper moves; a try where the
+ * hog itself was stolen does not count, so it tries again.  After every
+ * resume the runtime's current M must be the thread we are on. */
+struct hog_ctx {
+	struct goro_wg parked;
+	atomic_int release;
+};
+
+static void *hog(void *arg)
+{
+	struct hog_ctx *c = arg;
+	int64_t give_up = goro__nanotime() + 20000000000LL;	/* 20 s */
+	goro_wg_done(&c->parked);	/* ready the hopper onto our P */
+	while (!atomic_load(&c->release) && goro__nanotime() < give_up)
+		;
+	return NULL;
+}
+
+static void *forced_hopper(void *arg)
+{
+	(void)arg;
+	for (int attempt = 0; attempt < 100; attempt++) {
+		struct hog_ctx c = { GORO_WG_INIT, 0 };
+		struct goro_m *before = goro__m_self(), *after;
+		goro_t h;
+		bool right;
+
+		goro_wg_add(&c.parked, 1);
+		goro_spawn(&h, hog, &c, NULL);
+		goro_wg_wait(&c.parked);
+		after = goro__m_self();
+		right = after->tid == (pid_t)syscall(SYS_gettid) && after->curg == goro__g_self();
+		atomic_store(&c.release, 1);
+		goro_join(&h, NULL);
+		if (!right)
+			return (void *)2;
+		if (after != before)
+			return (void *)1;
+	}
+	return (void *)3;	/* never moved in 100 tries */
+}
+
+START_TEST(test_sched_migration_forced)
+{
+	ck_assert_ptr_eq(t_run(forced_hopper, NULL), (void *)1);
 }
 END_TEST
 
@@ -777,6 +827,7 @@ static Suite *core_suite(void)
 	tc = t_tcase(s, "Sched2", t_setup_2, 60);
 	tcase_add_test(tc, test_sched_two_ms_steal);
 	tcase_add_test(tc, test_sched_migration_rereads_m);
+	tcase_add_test(tc, test_sched_migration_forced);
 	tcase_add_test(tc, test_sched_park_ready_stress);
 	tcase_add_test(tc, test_core_sleep_many);
 
