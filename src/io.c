@@ -727,13 +727,29 @@ int goro_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	return (int)posix_ret(sysc(rt, SYS_connect, fd, (long)addr, len, 0, 0, 0));
 }
 
+/*
+ * Sockets on the ring first try the call without blocking, as Go's
+ * netpoller does: when the socket is ready (data waiting, room to send,
+ * the common case under load) one syscall finishes the call and the G
+ * neither parks nor waits for the M's next submission round.  Only
+ * EAGAIN goes to the ring, where the op waits (poll-armed) without a
+ * thread.  The buffer is prefaulted first, as for the ring.
+ */
+static long sock_now(long nr, int fd, const void *buf, size_t n, int flags)
+{
+	goro__stack_prefault(buf, n);
+	return sys6(nr, fd, (long)buf, (long)n, flags | MSG_DONTWAIT, 0, 0);
+}
+
 ssize_t goro_recv(int fd, void *buf, size_t n, int flags)
 {
 	struct io_uring_sqe sqe;
 	enum route rt = route(IORING_OP_RECV);
 
 	if (rt == RING) {
-		goro__stack_prefault(buf, n);
+		long r = sock_now(SYS_recvfrom, fd, buf, n, flags);
+		if (r != -EAGAIN || (flags & MSG_DONTWAIT))
+			return posix_ret(r);
 		io_uring_prep_recv(&sqe, fd, buf, n < MAX_RW ? n : MAX_RW, flags);
 		return posix_ret(ring(&sqe, fd, deadline()));
 	}
@@ -749,7 +765,9 @@ ssize_t goro_send(int fd, const void *buf, size_t n, int flags)
 	enum route rt = route(IORING_OP_SEND);
 
 	if (rt == RING) {
-		goro__stack_prefault(buf, n);
+		long r = sock_now(SYS_sendto, fd, buf, n, flags);
+		if (r != -EAGAIN || (flags & MSG_DONTWAIT))
+			return posix_ret(r);
 		io_uring_prep_send(&sqe, fd, buf, n < MAX_RW ? n : MAX_RW, flags);
 		return posix_ret(ring(&sqe, fd, deadline()));
 	}
