@@ -238,8 +238,7 @@ static inline void goro__g_set_status(struct goro_g *gp, uint32_t from, uint32_t
 	(void)from;
 	store_release(&gp->status, to);
 }
-/* The current G, or NULL on a plain thread or on an M's scheduler stack. */
-struct goro_g *goro__g_self(void);
+
 
 /* ===================================================================== */
 /*  P                                                                     */
@@ -377,6 +376,14 @@ extern intptr_t goro__tls_m_off;
 static inline struct goro_m *goro__m_self(void)
 {
 	return *(struct goro_m *const *)(goro__thread_pointer() + (uintptr_t)goro__tls_m_off);
+}
+
+/* The current G, or NULL on a plain thread, on an M's scheduler stack, or
+ * inside a goro_block call (which acts as a plain thread). */
+static inline struct goro_g *goro__g_self(void)
+{
+	struct goro_m *mp = goro__m_self();
+	return mp && !mp->in_block ? mp->curg : NULL;
 }
 
 /* ===================================================================== */

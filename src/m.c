@@ -43,11 +43,6 @@ __attribute__((constructor)) static void tls_offset_init(void)
 	goro__tls_m_off = (intptr_t)((uintptr_t)&tls_m - goro__thread_pointer());
 }
 
-struct goro_g *goro__g_self(void)
-{
-	struct goro_m *mp = goro__m_self();
-	return mp && !mp->in_block ? mp->curg : NULL;
-}
 
 uint32_t goro__fastrand(void)
 {
