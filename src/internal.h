@@ -603,8 +603,14 @@ uint64_t goro__mutex_starve_count(void);
  * taken by sysmon (or is handed off at once with `handoff`), so the other
  * Gs keep running.  goro__exit_block may resume the G on another M: it
  * re-reads thread-local state and restores errno. */
-void goro__enter_block(bool handoff);
+void goro__enter_block(bool handoff, bool reissue_io);
 void goro__exit_block(void);
+/* goro_block, with a choice: reissue_io makes the M first cancel the
+ * socket and pipe waits on its ring so that they are issued again on
+ * another M (needed when the call may block for long; costly when the M
+ * has thousands of waits); false for short calls such as a regular-file
+ * write. */
+void *goro__block_call(void *(*fn)(void *), void *arg, bool reissue_io);
 
 /* ===================================================================== */
 /*  Runtime (runtime.c)                                                   */

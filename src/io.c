@@ -13,6 +13,12 @@
  *          (regular files) goes to BLOCK.
  *   BLOCK  the plain syscall through goro_block: the M's P moves on to
  *          another M while it blocks (sched.c, "Blocking hand-off").
+ *   BLOCK_FILE  the same for a regular-file syscall under io_uring (a
+ *          write, which the ring cannot do right on a full disk): short,
+ *          so it does not make the M cancel and re-issue the socket waits
+ *          on its ring, as goro_block does for a call that may block for
+ *          ever (ring.c, "entering a blocking call").  Those waits are
+ *          reaped when the syscall returns.
  * A caller that made its fd O_NONBLOCK gets EAGAIN, as from the syscall.
  *
  * Errors: the wrappers return -1 and set errno, through posix_ret() only;
@@ -40,7 +46,7 @@
 /* The most one read or write moves in Linux (MAX_RW_COUNT). */
 #define MAX_RW ((size_t)0x7ffff000)
 
-enum route { PLAIN, RING, EPOLL, BLOCK };
+enum route { PLAIN, RING, EPOLL, BLOCK, BLOCK_FILE };
 
 /* The one place where the POSIX wrappers write errno.  noinline: the
  * caller may have resumed on another thread after parking, and errno's
@@ -116,7 +122,10 @@ static long sysc(enum route rt, long nr, long a, long b, long c, long d,
 
 	if (rt == PLAIN)
 		return sys6(nr, a, b, c, d, e, f);
-	goro_block(bcall_fn, &call);
+	if (rt == BLOCK_FILE)
+		goro__block_call(bcall_fn, &call, false);
+	else
+		goro_block(bcall_fn, &call);
 	return call.ret;
 }
 
@@ -405,7 +414,7 @@ ssize_t goro_write(int fd, const void *buf, size_t n)
 	enum route rt = route(IORING_OP_WRITE);
 
 	if (rt == RING && fd_is_file(fd))
-		rt = BLOCK;
+		rt = BLOCK_FILE;
 	if (rt == RING) {
 		goro__stack_prefault(buf, n);
 		io_uring_prep_write(&sqe, fd, buf, (unsigned)(n < MAX_RW ? n : MAX_RW), -1);
@@ -484,7 +493,7 @@ static ssize_t vec_io(int fd, const struct iovec *iov, int cnt, off_t off, bool 
 	if (cnt < 0 || cnt > IOV_MAX)
 		return posix_ret(-EINVAL);
 	if (rt == RING && wr && off < 0 && fd_is_file(fd))
-		rt = BLOCK;
+		rt = BLOCK_FILE;
 	if (rt == RING && off >= 0 && (err = check_seekable(fd)) < 0)
 		return posix_ret(err);
 	if (rt == RING) {

@@ -937,15 +937,17 @@ _Noreturn void goro__g_exit_current(struct goro_m *mp, struct goro_g *gp)
 /*  Blocking hand-off                                                     */
 /* ===================================================================== */
 
-void goro__enter_block(bool handoff)
+void goro__enter_block(bool handoff, bool reissue_io)
 {
 	struct goro_m *mp = goro__m_self();
 	struct goro_g *gp = mp->curg;
 	struct goro_p *pp = mp->p;
 
 	/* Still running the G with our P: Gs waiting on our ring may be put
-	 * back on it (see "entering a blocking call" in ring.c). */
-	goro__io_enter_block(mp);
+	 * back on it (see "entering a blocking call" in ring.c), for a call
+	 * that may block for long. */
+	if (reissue_io)
+		goro__io_enter_block(mp);
 	goro__g_cas_status(gp, G_RUNNING, G_SYSCALL);
 	mp->in_block = true;
 	store_relaxed(&pp->syscall_when, goro__nanotime());
@@ -998,7 +1000,7 @@ void goro__exit_block(void)
 	after_switch(goro__m_self());
 }
 
-void *goro_block(void *(*fn)(void *), void *arg)
+void *goro__block_call(void *(*fn)(void *), void *arg, bool reissue_io)
 {
 	struct goro_m *mp = goro__m_self();
 	void *r;
@@ -1006,12 +1008,17 @@ void *goro_block(void *(*fn)(void *), void *arg)
 
 	if (!mp || mp->in_block || !mp->curg)
 		return fn(arg);
-	goro__enter_block(false);
+	goro__enter_block(false, reissue_io);
 	r = fn(arg);
 	e = errno;
 	goro__exit_block();
 	errno = e;	/* errno is per thread: we may be on another M now */
 	return r;
+}
+
+void *goro_block(void *(*fn)(void *), void *arg)
+{
+	return goro__block_call(fn, arg, true);
 }
 
 /* ===================================================================== */
