@@ -189,22 +189,11 @@ void goro__g_cas_status(struct goro_g *gp, uint32_t from, uint32_t to)
 /*  Run queues                                                            */
 /* ===================================================================== */
 
-/* Global queue: sched.lock must be held. */
-static void globrunqput_locked(struct goro_g *gp)
-{
-	GORO_DEBUG_ASSERT(goro__lock_held(&sched.lock));
-	gp->schedlink = NULL;
-	if (sched.runqtail)
-		sched.runqtail->schedlink = gp;
-	else
-		sched.runqhead = gp;
-	sched.runqtail = gp;
-	store_relaxed(&sched.runqsize, load_relaxed(&sched.runqsize) + 1);
-}
-
-/* Puts the chain head..tail (n Gs) on the global queue; lock held. */
+/* Puts the chain head..tail (n Gs) on the global queue; sched.lock must
+ * be held. */
 static void globrunqputbatch_locked(struct goro_g *head, struct goro_g *tail, uint32_t n)
 {
+	GORO_DEBUG_ASSERT(goro__lock_held(&sched.lock));
 	tail->schedlink = NULL;
 	if (sched.runqtail)
 		sched.runqtail->schedlink = head;
@@ -212,6 +201,11 @@ static void globrunqputbatch_locked(struct goro_g *head, struct goro_g *tail, ui
 		sched.runqhead = head;
 	sched.runqtail = tail;
 	store_relaxed(&sched.runqsize, load_relaxed(&sched.runqsize) + n);
+}
+
+static void globrunqput_locked(struct goro_g *gp)
+{
+	globrunqputbatch_locked(gp, gp, 1);
 }
 
 static struct goro_g *globrunqpop_locked(void)
